@@ -1,0 +1,77 @@
+"""FER+ (Barsoum et al. 2016): 10 crowd votes per FER2013 image, as majority or soft labels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from fer_yolo.data.convert.items import Item
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.errors import DatasetError
+
+#: label.csv vote columns after the name and the box.
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+                "unknown", "NF")
+#: Vote column -> EMOTIONS index (contempt, unknown and not-a-face have none).
+_TO_EMOTION = {"neutral": 6, "happiness": 3, "surprise": 5, "sadness": 4, "anger": 0, "disgust": 1, "fear": 2}
+FOLDER_SPLIT = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
+MAPPING_FILE = "ferplus_to_fer2013_jpg.csv"
+
+
+def votes_to_label(votes: np.ndarray, mode: str) -> tuple[int | None, tuple[float, ...] | None, str]:
+    """Turn one image's 10 vote counts into (class id, soft distribution, reason if dropped).
+
+    Images whose top vote is unknown or not-a-face are dropped. Contempt votes are discarded (it
+    is not one of the 7 emotions). `majority` keeps an image only when one emotion has more than
+    half of the remaining votes; `soft` keeps the vote distribution, filed under its arg-max.
+    """
+    if votes.sum() == 0 or votes.argmax() >= VOTE_COLUMNS.index("unknown"):
+        return None, None, "FER+ voters: unknown or not a face"
+    emo = np.zeros(len(EMOTIONS))
+    for col, idx in _TO_EMOTION.items():
+        emo[idx] = votes[VOTE_COLUMNS.index(col)]
+    if emo.sum() == 0:
+        return None, None, "FER+ votes only for contempt"
+    label = int(emo.argmax())
+    if mode == "majority":
+        return (label, None, "") if emo[label] * 2 > emo.sum() else (None, None, "FER+ votes have no majority")
+    return label, tuple(float(x) for x in emo / emo.sum()), ""
+
+
+def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Items of FER+ put onto the FER2013 image-folder files via the mapping file.
+
+    Args:
+        root: The ferplus folder (FER2013{Train,Valid,Test}/label.csv and the mapping CSV).
+        images: The FER2013 image-folder dataset the mapping points into.
+        mode: "majority" or "soft".
+    """
+    mapping_path = root / MAPPING_FILE
+    if not mapping_path.is_file():
+        raise DatasetError(f"FER+ mapping not found: {mapping_path}", f"put {MAPPING_FILE} in {root}")
+    if not images.is_dir():
+        raise DatasetError(f"FER2013 images not found: {images}", "pass --images <fer2013 folder>")
+    with mapping_path.open(newline="") as f:
+        to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
+    items, skipped = [], []
+    for folder, split in FOLDER_SPLIT.items():
+        label_csv = root / folder / "label.csv"
+        if not label_csv.is_file():
+            continue
+        with label_csv.open(newline="") as f:
+            for row in csv.reader(f):
+                name, votes = row[0], np.array([int(v) for v in row[2:12]])
+                jpg = to_jpg.get(name)
+                if jpg is None:
+                    skipped.append((f"{label_csv}:{name}", "no FER2013 file mapped to this FER+ image"))
+                    continue
+                label, soft, reason = votes_to_label(votes, mode)
+                if label is None:
+                    skipped.append((str(images / jpg), reason))
+                else:
+                    items.append(Item(str(images / jpg), "face", split, label, soft=soft))
+    if not items:
+        raise DatasetError(f"no FER+ labels under {root}", "expected FER2013{Train,Valid,Test}/label.csv")
+    return items, skipped

@@ -1,0 +1,74 @@
+"""WIDER FACE ground truth in the official text format (wider_face_{split}_bbx_gt.txt)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fer_yolo.data.convert.items import Item
+from fer_yolo.errors import DatasetError
+
+GT_PATTERN = re.compile(r"wider_face_(train|val|test)_bbx_gt\.txt$")
+
+
+def parse_wider_gt(path: Path) -> list[tuple[str, np.ndarray]]:
+    """Read an official WIDER FACE ground-truth file.
+
+    Each record is a relative image path, a face count, then one line per face:
+    `x y w h blur expression illumination invalid occlusion pose` (an image with no face still has
+    one all-zero line).
+
+    Returns:
+        (relative image path, float32 (n, 10) rows as in the file) per image, in file order.
+
+    Raises:
+        DatasetError: The file does not follow the format.
+    """
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    records, i = [], 0
+    try:
+        while i < len(lines):
+            if not lines[i]:
+                i += 1
+                continue
+            name, n = lines[i], int(lines[i + 1])
+            rows = [[float(v) for v in lines[i + 2 + k].split()[:10]] for k in range(max(n, 1))]
+            boxes = np.asarray(rows, np.float32).reshape(-1, 10)[:n]
+            records.append((name, boxes))
+            i += 2 + max(n, 1)
+    except (ValueError, IndexError) as e:
+        raise DatasetError(f"{path}:{i + 1}: not WIDER FACE ground truth ({e})", "pass wider_face_*_bbx_gt.txt") from e
+    return records
+
+
+def find_gt_files(root: Path) -> list[Path]:
+    """wider_face_*_bbx_gt.txt files at `root`, or up to two folders below it."""
+    if root.is_file():
+        return [root]
+    return sorted(p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if GT_PATTERN.search(p.name))
+
+
+def images_dir_for(gt: Path, images: Path | None) -> Path:
+    """The folder the ground truth's relative paths start from: --images, else <gt folder>/images."""
+    folder = images or gt.parent / "images"
+    if not folder.is_dir():
+        raise DatasetError(f"WIDER FACE images not found for {gt}: {folder}", "pass --images <images folder>")
+    return folder
+
+
+def list_widerface(root: Path, images: Path | None, min_size: float) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Items for every image of every ground-truth file found; boxes smaller than min_size px dropped."""
+    gts = find_gt_files(root)
+    if not gts:
+        raise DatasetError(f"no wider_face_*_bbx_gt.txt under {root}", "pass the ground-truth file or its folder")
+    items: list[Item] = []
+    for gt in gts:
+        folder = images_dir_for(gt, images if len(gts) == 1 else None)
+        split = GT_PATTERN.search(gt.name).group(1)
+        for name, rows in parse_wider_gt(gt):
+            keep = (rows[:, 2] >= min_size) & (rows[:, 3] >= min_size)
+            xyxy = np.concatenate([rows[keep, :2], rows[keep, :2] + rows[keep, 2:4]], axis=1)
+            items.append(Item(str(folder / name), "scene", split, boxes=xyxy.tolist()))
+    return items, []

@@ -1,0 +1,152 @@
+"""Emotion-crop datasets on disk: <root>/<split>/<emotion>/*.{png,jpg}, read into memory.
+
+Two layouts are understood:
+- fer-yolo's own (`fer-yolo convert` output): train/, val/, test/ folders;
+- FER2013's image-folder layout: train/ and test/, the official split in the file-name prefix
+  (Training_*, PublicTest_* = validation, PrivateTest_* = test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_yolo.emotion.labels import EMOTIONS, emotion_id
+from fer_yolo.errors import DatasetError
+
+LOGGER = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+#: FER2013 file-name prefix of each split.
+FER2013_PREFIXES = {"train": "Training_", "val": "PublicTest_", "test": "PrivateTest_"}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CropSet:
+    """Face crops of one split held in memory.
+
+    Attributes:
+        images: uint8 (n, size, size, chans).
+        labels: int64 (n,) class ids into EMOTIONS.
+        paths: n source file paths.
+        skipped: (path, reason) for files that could not be used.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, keep: np.ndarray) -> CropSet:
+        """The crops where boolean mask or index array `keep` selects them."""
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep
+        return CropSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.skipped)
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=len(EMOTIONS))
+
+    def pixel_hashes(self) -> list[bytes]:
+        """A digest of each crop's pixels: equal digests mean identical images."""
+        return [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in self.images]
+
+
+def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
+    """List (file, class id) of one split, in sorted order.
+
+    Raises:
+        DatasetError: The folder has no such split or no images in it.
+    """
+    root = Path(root)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}", f"choose one of {SPLITS}")
+    if (root / split).is_dir():
+        folder, prefix = root / split, ""
+    elif split != "train" and (root / "test").is_dir():  # FER2013 layout
+        folder, prefix = root / "test", FER2013_PREFIXES[split]
+    else:
+        raise DatasetError(
+            f"{root} has no {split!r} split",
+            "expected <root>/{train,val,test}/<emotion>/*.png or FER2013's train/ and test/ folders",
+        )
+    files = []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        cid = emotion_id(class_dir.name)
+        if cid is None:
+            LOGGER.warning("ignoring folder %s: not an emotion name", class_dir)
+            continue
+        files += [
+            (f, cid)
+            for f in sorted(class_dir.iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.name.startswith(prefix)
+        ]
+    if not files:
+        raise DatasetError(f"no images found for split {split!r} under {folder}", "check --data")
+    return files
+
+
+def read_crop(path: Path, size: int, in_chans: int) -> np.ndarray | None:
+    """Read an image as uint8 (size, size, in_chans), or None if it cannot be decoded."""
+    flag = cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR
+    data = np.fromfile(path, np.uint8)
+    img = cv2.imdecode(data, flag) if data.size else None
+    if img is None:
+        return None
+    if in_chans == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    return img.reshape(size, size, in_chans)
+
+
+def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) -> CropSet:
+    """Read a split of a crop dataset into memory, skipping unreadable files.
+
+    Args:
+        root: Dataset folder (fer-yolo or FER2013 layout).
+        split: train, val or test.
+        size: Side the crops are resized to.
+        in_chans: 1 for grey, 3 for RGB.
+
+    Returns:
+        The split's crops; `skipped` lists files that could not be decoded.
+    """
+    files = split_files(root, split)
+    images = np.empty((len(files), size, size, in_chans), np.uint8)
+    labels, paths, skipped = [], [], []
+    for path, cid in files:
+        img = read_crop(path, size, in_chans)
+        if img is None:
+            skipped.append((str(path), "cannot decode image"))
+            continue
+        images[len(labels)] = img
+        labels.append(cid)
+        paths.append(str(path))
+    if skipped:
+        LOGGER.warning("%s/%s: skipped %d unreadable files", root, split, len(skipped))
+    return CropSet(images[: len(labels)], np.asarray(labels, np.int64), paths, skipped)
+
+
+def drop_leaks(train: CropSet, *others: CropSet) -> tuple[CropSet, int]:
+    """Remove from `train` every crop identical to one in `others`, and every blank crop.
+
+    FER2013 holds byte-identical images on both sides of its split: training on them inflates test
+    accuracy. Blank (constant) crops carry no face.
+
+    Returns:
+        The cleaned training set and how many crops were removed.
+    """
+    held_out = {h for s in others for h in s.pixel_hashes()}
+    flat = train.images.reshape(len(train), -1)
+    blank = flat.min(axis=1) == flat.max(axis=1)
+    keep = np.array([h not in held_out for h in train.pixel_hashes()]) & ~blank
+    return train.subset(keep), int((~keep).sum())

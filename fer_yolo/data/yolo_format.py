@@ -1,0 +1,30 @@
+"""YOLO detection datasets: label lines and the data.yaml ultralytics trains on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fer_yolo.utils.io import write_text
+
+
+def label_lines(xyxy: np.ndarray, class_ids: np.ndarray, resolution_wh: tuple[int, int]) -> str:
+    """YOLO label text: one 'class xc yc w h' line per box, normalised and clipped to the image."""
+    w, h = resolution_wh
+    xyxy = np.clip(np.asarray(xyxy, np.float64).reshape(-1, 4), 0, [w, h, w, h])
+    rows = []
+    for (x1, y1, x2, y2), c in zip(xyxy, class_ids):
+        if x2 > x1 and y2 > y1:
+            rows.append(f"{int(c)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+    return "".join(line + "\n" for line in rows)
+
+
+def write_data_yaml(root: Path, splits: list[str], names: list[str]) -> Path:
+    """Write root/data.yaml naming images/<split> folders; no `path:` key, so it resolves beside itself."""
+    data = {s: f"images/{s}" for s in ("train", "val", "test") if s in splits}
+    data["names"] = dict(enumerate(names))
+    path = root / "data.yaml"
+    write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -1,0 +1,76 @@
+"""Face-crop preprocessing shared by training, evaluation, the pipeline and export.
+
+Checkpoints carry their preprocessing in `meta` (input size, channels, mean/std), so a model is
+always fed the way it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a face crop becomes a model input.
+
+    Attributes:
+        input_size: Side of the square input in pixels.
+        in_chans: 1 (grey) or 3 (RGB).
+        mean: Per-channel mean subtracted after scaling to [0, 1].
+        std: Per-channel std divided by after subtracting the mean.
+    """
+
+    input_size: int = 48
+    in_chans: int = 1
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        return cls(
+            input_size=int(d["input_size"]),
+            in_chans=int(d["in_chans"]),
+            mean=tuple(float(x) for x in d["mean"]),
+            std=tuple(float(x) for x in d["std"]),
+        )
+
+    def prepare_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Resize and colour-convert crops into one uint8 batch.
+
+        Args:
+            crops: BGR uint8 (h, w, 3) or grey uint8 (h, w) face crops of any size.
+
+        Returns:
+            uint8 array (n, input_size, input_size, in_chans).
+        """
+        s = self.input_size
+        out = np.empty((len(crops), s, s, self.in_chans), np.uint8)
+        for i, crop in enumerate(crops):
+            if crop.ndim == 2 and self.in_chans == 3:
+                crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+            elif crop.ndim == 3 and self.in_chans == 1:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+            elif crop.ndim == 3:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+            if crop.shape[:2] != (s, s):
+                shrink = crop.shape[0] > s
+                crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            out[i] = crop.reshape(s, s, self.in_chans)
+        return out
+
+    def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 (n, h, w, c) or (n, c, h, w) tensor -> normalised float32 (n, c, h, w)."""
+        x = batch_u8
+        if x.shape[-1] == self.in_chans and x.shape[1] != self.in_chans:
+            x = x.permute(0, 3, 1, 2)
+        x = x.float().div_(255.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std

@@ -1,0 +1,312 @@
+"""`fer-yolo train emotion`: the emotion-head training loop.
+
+Recipe: in-memory crops, batched augmentation on the device (affine, mirror, photometric, random
+erasing, CutMix/MixUp), label smoothing, class-balanced loss, SGD + Nesterov with warmup and cosine
+decay, an EMA of the weights (validated and saved as best.pt), bf16 autocast on CPUs that have it
+and fp16 AMP on CUDA, early stopping on the validation split. A run folder holds args.yaml,
+results.csv, curves.png, weights/last.pt (resume) and weights/best.pt.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
+from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.errors import ConfigError
+from fer_yolo.evaluation.metrics import classification_report
+from fer_yolo.train.augment import AugmentConfig, augment
+from fer_yolo.train.schedule import warmup_cosine
+from fer_yolo.utils.device import cpu_has_fast_bf16, select_device
+from fer_yolo.utils.io import atomic_path, increment_dir, load_checkpoint, save_checkpoint, write_text
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class EmotionTrainConfig:
+    """Settings of one emotion training run (defaults: configs/emotion_resnet34.yaml recipe)."""
+
+    data: str = ""
+    model: str = "resnet34"
+    stem: str = "s2"
+    input_size: int = 48
+    in_chans: int = 1
+    epochs: int = 60
+    batch: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 2.0
+    final_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    class_balance: float = 0.5
+    ema_decay: float = 0.999
+    patience: int = 15
+    amp: bool = True
+    device: str = "auto"
+    threads: int = 0
+    seed: int = 0
+    init: str = ""
+    imagenet: str = ""
+    project: str = "~/.cache/fer-yolo/runs/emotion"
+    name: str = "train"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EmotionTrainConfig:
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown emotion training keys: {unknown}", f"known keys: {sorted(known)}")
+        aug = d.pop("augment", {}) or {}
+        return cls(**d, augment=AugmentConfig(**aug) if isinstance(aug, dict) else aug)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(self.input_size, self.in_chans, (0.5,) * self.in_chans, (0.5,) * self.in_chans)
+
+
+class ModelEma:
+    """Exponential moving average of a model's parameters and buffers."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        # Short warm-up of the decay so early EMA weights are not dominated by the random init.
+        d = min(self.decay, (1 + step) / (10 + step))
+        for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(m.detach(), alpha=1 - d)
+            else:
+                e.copy_(m)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against class distributions (n, k), each class's term scaled by `weight`."""
+    w = (target * weight).sum(1)
+    loss = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
+    return (loss * w).sum() / w.sum()
+
+
+def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
+    """Loss weight per class, counts**-power, normalised to average 1 over the training samples."""
+    counts = np.maximum(counts, 1).astype(np.float64)
+    w = counts**-power
+    w /= (w * counts).sum() / counts.sum()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def autocast_for(device: torch.device, amp: bool) -> torch.autocast:
+    """fp16 autocast on CUDA, bf16 on CPUs that compute it natively, otherwise off."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16, enabled=amp)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp and cpu_has_fast_bf16())
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module, images_u8: np.ndarray, pre: Preprocess, device: torch.device,
+    batch: int = 256, amp: bool = False, tta: bool = False,
+) -> np.ndarray:
+    """Logits (n, k) float32 for uint8 crops (n, s, s, c); `tta` averages with the mirror image."""
+    model.eval()
+    out = []
+    for i in range(0, len(images_u8), batch):
+        x = pre.normalize(torch.from_numpy(images_u8[i : i + batch]).to(device))
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_for(device, amp):
+            logits = model(x).float()
+            if tta:
+                logits = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)).log()
+        out.append(logits.cpu())
+    return torch.cat(out).numpy()
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def plot_curves(results_csv: Path, out_png: Path) -> None:
+    """Loss and accuracy curves from results.csv, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with results_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(ep, [float(r["train_loss"]) for r in rows], label="train loss")
+    a.plot(ep, [float(r["val_loss"]) for r in rows], label="val loss")
+    a.set_xlabel("epoch"), a.legend(), a.grid(alpha=0.3)
+    b.plot(ep, [float(r["val_acc"]) for r in rows], label="val accuracy (EMA)")
+    b.plot(ep, [float(r["val_macro_f1"]) for r in rows], label="val macro-F1 (EMA)")
+    b.set_xlabel("epoch"), b.legend(), b.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def checkpoint_meta(cfg: EmotionTrainConfig) -> dict:
+    """What a consumer of the weights needs to rebuild and feed the model."""
+    return {
+        "arch": cfg.model,
+        "stem": cfg.stem,
+        "class_names": list(EMOTIONS),
+        "preprocess": cfg.preprocess.to_dict(),
+    }
+
+
+def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
+    s, c = cfg.input_size, cfg.in_chans
+    train, val = load_crops(cfg.data, "train", s, c), load_crops(cfg.data, "val", s, c)
+    held_out = [val]
+    try:
+        held_out.append(load_crops(cfg.data, "test", s, c))
+    except Exception:  # a dataset without a test split has nothing more to leak into
+        pass
+    train, removed = drop_leaks(train, *held_out)
+    LOGGER.info("train %d crops (%d duplicates of val/test or blank removed), val %d", len(train), removed, len(val))
+    return train, val
+
+
+def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> Path:
+    """Train an emotion classifier; returns the run folder.
+
+    Args:
+        cfg: Run settings.
+        resume: A run folder or its weights/last.pt to continue from (settings come from it).
+    """
+    if resume:
+        last = Path(resume).expanduser()
+        last = last / "weights" / "last.pt" if last.is_dir() else last
+        state = load_checkpoint(last)
+        cfg = EmotionTrainConfig.from_dict(state["config"])
+        run = last.parent.parent
+    else:
+        state = None
+        run = increment_dir(Path(cfg.project).expanduser(), cfg.name)
+        write_text(run / "args.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
+    (run / "weights").mkdir(exist_ok=True)
+    device = select_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + (state["epoch"] if state else 0))
+    np.random.seed(cfg.seed)
+
+    train, val = _load_data(cfg)
+    pre = cfg.preprocess
+    model = build_model(cfg.model, len(EMOTIONS), cfg.in_chans, cfg.stem)
+    if cfg.imagenet and not state:
+        load_imagenet_mobilenet_v2(model, cfg.imagenet)
+    if cfg.init and not state:
+        model.load_state_dict({k: v.float() for k, v in load_checkpoint(cfg.init)["state_dict"].items()})
+    model = model.to(device).to(memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+    )
+    ema = ModelEma(model, cfg.ema_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    start_epoch, step, best, stale = 0, 0, -1.0, 0
+    if state:
+        model.load_state_dict(state["model"])
+        ema.module.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, step, best, stale = state["epoch"], state["step"], state["best"], state["stale"]
+        LOGGER.info("resuming %s at epoch %d (best val acc %.4f)", run, start_epoch + 1, best)
+
+    weight = class_weights(train.class_counts(), cfg.class_balance).to(device)
+    images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
+    onehot = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
+    smooth = onehot * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
+    steps_per_epoch = len(train) // cfg.batch
+    total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
+    mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, device=device).view(1, -1, 1, 1)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0, loss_sum = time.time(), 0.0
+        order = torch.randperm(len(train))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        for i in bar:
+            idx = order[i * cfg.batch : (i + 1) * cfg.batch]
+            x = images[idx].to(device, non_blocking=True).float().div_(255)
+            x, target = augment(x, smooth[idx].to(device), cfg.augment)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            lr = warmup_cosine(step, total, warmup, cfg.lr, cfg.final_lr_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with autocast_for(device, cfg.amp):
+                loss = soft_cross_entropy(model(x), target, weight)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            ema.update(model, step)
+            loss_sum += float(loss)
+            bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}", lr=f"{lr:.4f}")
+        logits = predict_logits(ema.module, val.images, pre, device, amp=cfg.amp)
+        val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels)))
+        report = classification_report(val.labels, logits.argmax(1), EMOTIONS)
+        acc = report["accuracy"]
+        improved = acc > best
+        best, stale = (acc, 0) if improved else (best, stale + 1)
+        row = {
+            "epoch": epoch + 1, "train_loss": round(loss_sum / max(steps_per_epoch, 1), 5),
+            "val_loss": round(val_loss, 5), "val_acc": round(acc, 5),
+            "val_macro_f1": round(report["macro_f1"], 5), "lr": round(lr, 6),
+            "epoch_s": round(time.time() - t0, 1),
+        }
+        _append_csv(run / "results.csv", row)
+        LOGGER.info("epoch %d/%d %s%s", epoch + 1, cfg.epochs, row, " *best*" if improved else "")
+        meta = checkpoint_meta(cfg) | {"epoch": epoch + 1, "val": {"accuracy": acc, "macro_f1": report["macro_f1"]}}
+        if improved:
+            save_checkpoint(run / "weights" / "best.pt", {"state_dict": ema.module.state_dict(), "meta": meta})
+        save_checkpoint(
+            run / "weights" / "last.pt",
+            {
+                "model": model.state_dict(), "ema": ema.module.state_dict(), "optimizer": opt.state_dict(),
+                "epoch": epoch + 1, "step": step, "best": best, "stale": stale,
+                "config": asdict(cfg), "meta": meta,
+            },
+        )
+        plot_curves(run / "results.csv", run / "curves.png")
+        if stale >= cfg.patience:
+            LOGGER.info("early stop: no val improvement in %d epochs", cfg.patience)
+            break
+    return run

@@ -1,0 +1,83 @@
+"""Atomic file writes, run folders and safe checkpoint I/O."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_yolo.errors import WeightsError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one step.
+
+    A crash or Ctrl-C leaves either the old file or none, never a half-written one.
+
+    Example:
+        >>> with atomic_path("out.json") as tmp:
+        ...     tmp.write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
+    """Save a checkpoint dict (tensors, numbers, strings, lists, dicts) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with `torch.load(weights_only=True)`: no code in the file ever runs.
+
+    Raises:
+        WeightsError: The file is missing or is not a plain-data checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}", "pass --weights with an existing file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for foreign or corrupt files
+        raise WeightsError(
+            f"cannot load {path} as a fer-yolo checkpoint: {type(e).__name__}: {str(e)[:200]}",
+            "pass a file written by `fer-yolo train`",
+        ) from e
+
+
+def increment_dir(parent: str | os.PathLike, name: str) -> Path:
+    """Create and return parent/name, or parent/name2, name3, ... if it already exists."""
+    parent = Path(parent)
+    candidate, n = parent / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{name}{n}"
+    candidate.mkdir(parents=True)
+    return candidate

@@ -1,0 +1,31 @@
+"""Where fer-yolo finds data and keeps its caches, configurable by environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fer_yolo.errors import DatasetError
+
+#: The repository checkout (parent of the package).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """Runs, checkpoints and tool caches: $FER_YOLO_CACHE or ~/.cache/fer-yolo."""
+    return Path(os.environ.get("FER_YOLO_CACHE", "~/.cache/fer-yolo")).expanduser()
+
+
+def data_root(required: bool = True) -> Path | None:
+    """The shared research data: $FER_YOLO_DATA, else ../shared/data beside the checkout.
+
+    Raises:
+        DatasetError: `required` and the folder does not exist.
+    """
+    env = os.environ.get("FER_YOLO_DATA")
+    root = Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "data"
+    if root.is_dir():
+        return root
+    if required:
+        raise DatasetError(f"data folder not found: {root}", "set FER_YOLO_DATA to the folder holding fer2013/, widerface/ ...")
+    return None
