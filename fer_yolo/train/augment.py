@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Strengths of each augmentation; 0 turns one off.
+    """Strengths of each augmentation (train_emotion.augment in the config); 0 turns one off.
 
     Attributes:
         rotate_deg: Max rotation either way, degrees.
@@ -27,14 +27,14 @@ class AugmentConfig:
         mix: Probability that a batch is mixed (cutmix or mixup, half each).
     """
 
-    rotate_deg: float = 15.0
-    scale: float = 0.15
-    translate: float = 0.1
-    flip: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.3
-    erase: float = 0.5
-    mix: float = 0.3
+    rotate_deg: float
+    scale: float
+    translate: float
+    flip: float
+    brightness: float
+    contrast: float
+    erase: float
+    mix: float
 
 
 def _uniform(n: int, bound: float, device: torch.device) -> torch.Tensor:

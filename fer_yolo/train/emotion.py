@@ -13,7 +13,7 @@ import copy
 import csv
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import ConfigError
+from fer_yolo.config import defaults, merge
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -38,43 +38,39 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class EmotionTrainConfig:
-    """Settings of one emotion training run (defaults: configs/emotion_resnet34.yaml recipe)."""
+    """The `train_emotion` config section (defaults and meaning of each key: fer_yolo/cfg/default.yaml)."""
 
-    data: str = ""
-    model: str = "resnet34"
-    stem: str = "s2"
-    input_size: int = 48
-    in_chans: int = 1
-    epochs: int = 60
-    batch: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 2.0
-    final_lr_ratio: float = 0.01
-    label_smoothing: float = 0.1
-    class_balance: float = 0.5
-    ema_decay: float = 0.999
-    patience: int = 15
-    amp: bool = True
-    device: str = "auto"
-    threads: int = 0
-    seed: int = 0
-    init: str = ""
-    imagenet: str = ""
-    project: str = "~/.cache/fer-yolo/runs/emotion"
-    name: str = "train"
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: str
+    model: str
+    stem: str
+    input_size: int
+    in_chans: int
+    epochs: int
+    batch: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    warmup_epochs: float
+    final_lr_ratio: float
+    label_smoothing: float
+    class_balance: float
+    ema_decay: float
+    patience: int
+    amp: bool
+    device: str
+    threads: int
+    seed: int
+    init: str
+    imagenet: str
+    project: str
+    name: str
+    augment: AugmentConfig
 
     @classmethod
     def from_dict(cls, d: dict) -> EmotionTrainConfig:
-        d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown emotion training keys: {unknown}", f"known keys: {sorted(known)}")
-        aug = d.pop("augment", {}) or {}
-        return cls(**d, augment=AugmentConfig(**aug) if isinstance(aug, dict) else aug)
+        """Build from a config section; keys missing from `d` (older checkpoints) take the defaults."""
+        d = merge(defaults()["train_emotion"], d)
+        return cls(**{k: v for k, v in d.items() if k != "augment"}, augment=AugmentConfig(**d["augment"]))
 
     @property
     def preprocess(self) -> Preprocess:

@@ -279,7 +279,10 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     todo = [i for i in items if i.key not in done]
     LOGGER.info("%s: %d items, %d already done, %d to do", fmt, len(items), len(items) - len(todo), len(todo))
     t1 = time.time()
+    cut_off = manifest.is_file() and not manifest.read_bytes().endswith(b"\n") and manifest.stat().st_size
     with manifest.open("a") as log:
+        if cut_off:
+            log.write("\n")  # end a line cut off by a crash, so the next record starts clean
         for record in tqdm(_process_all(todo, settings_dict, out), total=len(todo), desc="convert",
                            disable=not progress, unit="img"):
             log.write(json.dumps(record) + "\n")

@@ -58,19 +58,21 @@ class Item:
 
 
 def assign_keys(items: list[Item], root: Path) -> None:
-    """Give every item a unique output stem: its file stem, or its relative path where stems clash."""
+    """Give every item without a key a unique output stem: its file stem, or its relative path
+    where stems clash."""
     def rel(item: Item) -> str:
         p = Path(item.source)
         try:
             p = p.relative_to(root)
         except ValueError:
             pass
-        return str(p.with_suffix("")).replace("/", "__").replace(":", "_")
+        return str(p.with_suffix("")).replace("/", "__")
 
-    stems = Counter(Path(i.source).stem for i in items if i.pixels is None)
+    stems = Counter(Path(i.source).stem for i in items if not i.key)
     for item in items:
-        stem = Path(item.source).stem
-        item.key = stem if item.pixels is None and stems[stem] == 1 else rel(item)
+        if not item.key:
+            stem = Path(item.source).stem
+            item.key = stem if stems[stem] == 1 else rel(item)
 
 
 def hash_items(items: list[Item]) -> list[tuple[Item, str]]:

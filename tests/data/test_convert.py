@@ -1,0 +1,248 @@
+"""`fer-yolo convert` on real data: every input format, bad inputs, resume and the duplicate rule."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_yolo.config import load_config
+from fer_yolo.data.convert.engine import ConvertSettings, convert, detect_format
+from fer_yolo.data.convert.ferplus import votes_to_label
+from fer_yolo.errors import ConfigError, DatasetError
+
+
+def settings(**over) -> ConvertSettings:
+    return ConvertSettings(**load_config(overrides={"convert": {"workers": 0} | over})["convert"])
+
+
+@pytest.fixture
+def fer_subset(data_root: Path, tmp_path: Path) -> Path:
+    """10 images per class and split (train, PublicTest, PrivateTest) of two FER2013 classes."""
+    root = tmp_path / "fer 2013"  # a space in the path on purpose
+    for split, prefix in [("train", "Training_"), ("test", "PublicTest_"), ("test", "PrivateTest_")]:
+        for emotion in ("angry", "happy"):
+            files = sorted((data_root / "fer2013" / split / emotion).glob(f"{prefix}*"))[:10]
+            (root / split / emotion).mkdir(parents=True, exist_ok=True)
+            for f in files:
+                shutil.copy(f, root / split / emotion / f.name)
+    return root
+
+
+def test_fer2013_folders_to_crops_and_yolo(fer_subset: Path, tmp_path: Path):
+    report = convert(fer_subset, tmp_path / "out", settings(), progress=False)
+    assert report["format"] == "fer2013"
+    assert report["crops"] == {s: {"angry": 10, "happy": 10} for s in ("train", "val", "test")}
+    crop = cv2.imread(str(next((tmp_path / "out/crops/val/happy").glob("PublicTest_*.png"))), cv2.IMREAD_UNCHANGED)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    label = next((tmp_path / "out/yolo/labels/train").glob("*.txt")).read_text().split()
+    assert label[0] in ("0", "3") and [float(v) for v in label[1:]] == [0.5, 0.5, 1.0, 1.0]
+    data_yaml = (tmp_path / "out/yolo/data.yaml").read_text()
+    assert "train: images/train" in data_yaml and "val: images/val" in data_yaml and "6: neutral" in data_yaml
+    assert json.loads((tmp_path / "out/report.json").read_text())["converted"] == 60
+
+
+def test_crops_size_colour_and_augment_only_on_train(fer_subset: Path, tmp_path: Path):
+    convert(fer_subset, tmp_path / "out", settings(kinds=["crops"], size=64, color=True, augment=2), progress=False)
+    train = sorted((tmp_path / "out/crops/train/angry").glob("*.png"))
+    assert len(train) == 30 and sum("_aug" in p.name for p in train) == 20
+    assert not any("_aug" in p.name for p in (tmp_path / "out/crops/test").rglob("*.png"))
+    img = cv2.imread(str(train[0]), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (64, 64, 3)
+    assert not (tmp_path / "out/yolo").exists()
+
+
+def test_bad_files_are_skipped_and_reported(fer_subset: Path, tmp_path: Path):
+    good = next((fer_subset / "train/happy").iterdir())
+    (fer_subset / "train/happy/empty.jpg").write_bytes(b"")
+    (fer_subset / "train/happy/text.jpg").write_text("not an image")
+    (fer_subset / "train/happy/cut.jpg").write_bytes(good.read_bytes()[:200])
+    (fer_subset / "train/happy/notes.txt").write_text("x")
+    (fer_subset / "train/bored").mkdir()
+    shutil.copy(good, fer_subset / "train/bored/x.jpg")
+    report = convert(fer_subset, tmp_path / "out", settings(), progress=False)
+    reasons = {Path(s["source"]).name: s["reason"] for s in report["skipped"]}
+    assert reasons["empty.jpg"] == "empty file"
+    assert reasons["text.jpg"] == "not an image"
+    assert reasons["cut.jpg"].startswith("truncated or corrupt")
+    assert reasons["notes.txt"] == "not an image file name"
+    assert "not one of" in reasons["x.jpg"]
+    assert report["converted"] == 60
+
+
+def test_duplicates_never_cross_the_split(fer_subset: Path, tmp_path: Path):
+    test_file = next((fer_subset / "test/angry").glob("PrivateTest_*"))
+    shutil.copy(test_file, fer_subset / "train/angry/Training_copy.jpg")  # a train copy of a test image
+    report = convert(fer_subset, tmp_path / "out", settings(), progress=False)
+    removed = report["duplicates"]["removed_cross_split"]
+    assert [Path(r["source"]).name for r in removed] == ["Training_copy.jpg"]
+    assert removed[0]["kept_in"] == "test"
+    assert not (tmp_path / "out/crops/train/angry/Training_copy.png").exists()
+    assert (tmp_path / f"out/crops/test/angry/{test_file.stem}.png").exists()
+
+
+def test_ratio_split_is_deterministic_and_keeps_copies_together(fer_subset: Path, tmp_path: Path):
+    flat = tmp_path / "flat"
+    shutil.copytree(fer_subset / "train", flat)
+    first = next((flat / "happy").iterdir())
+    shutil.copy(first, flat / "happy" / "copy_of_first.jpg")
+    a = convert(flat, tmp_path / "a", settings(format="fer2013", split="re-split"), progress=False)
+    b = convert(flat, tmp_path / "b", settings(format="fer2013", split="re-split"), progress=False)
+    assert a["crops"] == b["crops"] and len(a["crops"]) >= 2
+    split_of = {p.stem: p.parts[-3] for p in (tmp_path / "a/crops").rglob("*.png")}
+    assert split_of[first.stem] == split_of["copy_of_first"]
+
+
+def test_resume_does_not_redo_finished_files(fer_subset: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    convert(fer_subset, out, settings(kinds=["crops"]), progress=False)
+    manifest = out / ".convert/manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:-10]) + "\n" + lines[-10][:20])  # crash: 10 lost, 1 cut off
+    victim = out / json.loads(lines[-1])["outputs"][0]
+    victim.unlink()
+    kept = out / json.loads(lines[0])["outputs"][0]
+    mtime = kept.stat().st_mtime_ns
+    report = convert(fer_subset, out, settings(kinds=["crops"]), progress=False)
+    assert report["converted"] == 60 and victim.exists()
+    assert kept.stat().st_mtime_ns == mtime
+    assert len(manifest.read_text().splitlines()) == 61  # 50 + the cut line + 10 redone
+
+
+def test_resume_with_other_settings_is_refused(fer_subset: Path, tmp_path: Path):
+    convert(fer_subset, tmp_path / "out", settings(kinds=["crops"]), progress=False)
+    with pytest.raises(ConfigError, match="size"):
+        convert(fer_subset, tmp_path / "out", settings(kinds=["crops"], size=64), progress=False)
+
+
+def test_fer2013_csv(data_root: Path, tmp_path: Path):
+    path = tmp_path / "fer2013.csv"
+    files = sorted((data_root / "fer2013/train/sad").glob("*.jpg"))[:5]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for file in files:
+            pixels = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE).reshape(-1)
+            w.writerow([4, " ".join(map(str, pixels)), "Training"])
+        w.writerow([4, "1 2 3", "PrivateTest"])
+        w.writerow([9, "0 " * 2304, "Training"])
+    assert detect_format(path) == "fer2013-csv"
+    report = convert(path, tmp_path / "out", settings(), progress=False)
+    assert report["crops"] == {"train": {"sad": 5}}
+    reasons = sorted(s["reason"] for s in report["skipped"])
+    assert reasons[0] == "bad emotion value '9'" and reasons[1].startswith("pixel string is not a square")
+    crop = cv2.imread(str(next((tmp_path / "out/crops/train/sad").iterdir())), cv2.IMREAD_GRAYSCALE)
+    original = cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE)
+    assert any(np.array_equal(crop, cv2.imread(str(p), 0)) for p in (tmp_path / "out/crops/train/sad").iterdir())
+    assert original.shape == crop.shape
+
+
+@pytest.mark.parametrize(
+    ("votes", "mode", "label", "reason"),
+    [
+        ([0, 8, 1, 0, 0, 0, 0, 1, 0, 0], "majority", 3, ""),
+        ([4, 4, 0, 0, 0, 0, 0, 0, 2, 0], "majority", None, "FER+ votes have no majority"),
+        ([1, 0, 0, 0, 0, 0, 0, 0, 2, 7], "majority", None, "FER+ voters: unknown or not a face"),
+        ([2, 0, 0, 0, 6, 0, 0, 2, 0, 0], "soft", 0, ""),
+    ],
+)
+def test_ferplus_votes(votes, mode, label, reason):
+    got, soft, why = votes_to_label(np.array(votes), mode)
+    assert (got, why) == (label, reason)
+    if mode == "soft":
+        assert soft[0] == pytest.approx(0.75) and soft[6] == pytest.approx(0.25)
+
+
+def test_ferplus_onto_fer2013_files(data_root: Path, tmp_path: Path):
+    ferplus = tmp_path / "ferplus"
+    shutil.copy(data_root / "ferplus/ferplus_to_fer2013_jpg.csv", ferplus.mkdir() or ferplus)
+    for folder in ("FER2013Train", "FER2013Valid", "FER2013Test"):
+        (ferplus / folder).mkdir()
+        rows = (data_root / "ferplus" / folder / "label.csv").read_text().splitlines()[:20]
+        (ferplus / folder / "label.csv").write_text("\n".join(rows) + "\n")
+    assert detect_format(ferplus) == "ferplus"
+    s = settings(kinds=["crops"], images=str(data_root / "fer2013"), ferplus_labels="majority")
+    report = convert(ferplus, tmp_path / "out", s, progress=False)
+    total = sum(sum(c.values()) for c in report["crops"].values())
+    assert set(report["crops"]) == {"train", "val", "test"}
+    assert total + len(report["skipped"]) == 60 and total >= 40
+
+
+@pytest.mark.slow
+def test_photos_with_mtcnn(media: Path, tmp_path: Path):
+    src = tmp_path / "photos"
+    for emotion, files in {"happy": ["facenet_pytorch/multiface.jpg", "face_recognition/obama.jpg"],
+                           "neutral": ["face_recognition/two_people.jpg", "dlib_faces/dogs.jpg"]}.items():
+        (src / emotion).mkdir(parents=True)
+        for f in files:
+            shutil.copy(media / f, src / emotion)
+    assert detect_format(src) == "photos"
+    report = convert(src, tmp_path / "out", settings(classes="face", workers=2), progress=False)
+    assert [Path(s["source"]).name for s in report["skipped"]] == ["dogs.jpg"]
+    assert report["skipped"][0]["reason"] == "no face found"
+    multiface = (tmp_path / "out/yolo/labels").rglob("multiface.txt")
+    assert len(next(multiface).read_text().splitlines()) == 6  # every face in the YOLO labels
+    crops = list((tmp_path / "out/crops").rglob("*.png"))
+    assert len(crops) == 3  # one crop per photo: the largest face
+    assert any("largest of 6" in n["note"] for n in report["notes"])
+
+
+def test_widerface_ground_truth_to_yolo(data_root: Path, tmp_path: Path):
+    lines = (data_root / "widerface/val/wider_face_val_bbx_gt.txt").read_text().splitlines()
+    gt, i = [], 0
+    for _ in range(3):
+        n = int(lines[i + 1])
+        gt += lines[i : i + 2 + max(n, 1)]
+        i += 2 + max(n, 1)
+    (tmp_path / "wider").mkdir()
+    (tmp_path / "wider/wider_face_val_bbx_gt.txt").write_text("\n".join(gt) + "\n")
+    with pytest.raises(ConfigError, match="no emotion labels"):
+        convert(tmp_path / "wider", tmp_path / "bad", settings(images=str(data_root / "widerface/val/images")))
+    s = settings(kinds=["yolo"], classes="face", images=str(data_root / "widerface/val/images"))
+    report = convert(tmp_path / "wider", tmp_path / "out", s, progress=False)
+    labels = sorted((tmp_path / "out/yolo/labels/val").glob("*.txt"))
+    assert len(labels) == 3
+    first_n = int(lines[1])
+    rows = [list(map(float, r.split())) for r in labels[0].read_text().splitlines()]
+    assert len(rows) == first_n and all(0 <= v <= 1 for r in rows for v in r[1:])
+    x, y, w, h = map(float, lines[2].split()[:4])
+    img = cv2.imread(str(data_root / "widerface/val/images" / lines[0]))
+    assert rows[0][1] == pytest.approx((x + w / 2) / img.shape[1], abs=1e-5)
+    assert report["yolo"]["boxes"]["val"] == sum(len(r.read_text().splitlines()) for r in labels)
+
+
+def test_unknown_layout_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "misc").mkdir()
+    with pytest.raises(DatasetError, match="cannot tell the format"):
+        convert(tmp_path, tmp_path / "out", settings(), progress=False)
+
+
+def test_cli_convert_runs_and_errors_cleanly(fer_subset: Path, tmp_path: Path):
+    cmd = [sys.executable, "-m", "fer_yolo.cli", "convert"]
+    ok = subprocess.run(cmd + [str(fer_subset), "-o", str(tmp_path / "o"), "--kind", "crops", "-q"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "converted 60" in ok.stdout
+    bad = subprocess.run(cmd + [str(tmp_path / "nope"), "-o", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "error: input not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_ultralytics_trains_one_epoch_on_yolo_output(fer_subset: Path, tmp_path: Path):
+    from fer_yolo.utils.ultralytics_env import setup_ultralytics
+
+    setup_ultralytics()
+    from ultralytics import YOLO
+
+    convert(fer_subset, tmp_path / "out", settings(kinds=["yolo"]), progress=False)
+    model = YOLO("yolov8n.yaml")
+    model.train(data=str(tmp_path / "out/yolo/data.yaml"), epochs=1, imgsz=64, batch=8, device="cpu",
+                workers=0, project=str(tmp_path / "runs"), name="t", plots=False, amp=False, verbose=False)
+    assert (tmp_path / "runs/t/weights/last.pt").is_file()
