@@ -274,7 +274,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
             scaler.update()
             step += 1
             ema.update(model, step)
-            loss_sum += float(loss)
+            loss_sum += loss.item()
             bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}", lr=f"{lr:.4f}")
         logits = predict_logits(ema.module, val.images, pre, device, amp=cfg.amp)
         val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels)))

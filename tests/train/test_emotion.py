@@ -1,0 +1,94 @@
+"""Emotion training on a small real FER2013 subset: the loss falls, runs resume, weights load safely."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fer_yolo.train.emotion as emotion_train
+from fer_yolo.config import load_config
+from fer_yolo.data.crops import load_crops
+from fer_yolo.emotion.models import build_model
+from fer_yolo.train.emotion import EmotionTrainConfig, class_weights, soft_cross_entropy, train_emotion
+from fer_yolo.utils.io import load_checkpoint
+
+
+@pytest.fixture
+def small_fer(data_root: Path, tmp_path: Path) -> Path:
+    """48 train and 16 validation faces of three FER2013 classes."""
+    root = tmp_path / "fer"
+    for emotion in ("happy", "surprise", "angry"):
+        for split, prefix, n in [("train", "Training_", 48), ("test", "PublicTest_", 16)]:
+            (root / split / emotion).mkdir(parents=True)
+            for f in sorted((data_root / "fer2013" / split / emotion).glob(f"{prefix}*"))[:n]:
+                shutil.copy(f, root / split / emotion)
+    return root
+
+
+def config(data: Path, project: Path, **over) -> EmotionTrainConfig:
+    no_aug = dict.fromkeys(load_config()["train_emotion"]["augment"], 0.0)
+    section = {"data": str(data), "model": "resnet18", "epochs": 4, "batch": 24, "lr": 0.02,
+               "warmup_epochs": 0.5, "label_smoothing": 0.0, "ema_decay": 0.9, "device": "cpu",
+               "project": str(project), "augment": no_aug} | over
+    return EmotionTrainConfig.from_dict(load_config(overrides={"train_emotion": section})["train_emotion"])
+
+
+def rows(run: Path) -> list[dict]:
+    with (run / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_path: Path):
+    run = train_emotion(config(small_fer, tmp_path / "runs"))
+    losses = [float(r["train_loss"]) for r in rows(run)]
+    assert len(losses) == 4 and losses[-1] < losses[0] * 0.8
+    assert (run / "curves.png").stat().st_size > 0 and (run / "args.yaml").is_file()
+    best = load_checkpoint(run / "weights/best.pt")  # weights_only=True
+    assert best["meta"]["arch"] == "resnet18" and best["meta"]["preprocess"]["input_size"] == 48
+    model = build_model("resnet18", 7, 1, best["meta"]["stem"])
+    model.load_state_dict(best["state_dict"])
+    val = load_crops(small_fer, "val")
+    logits = emotion_train.predict_logits(model, val.images, emotion_train.Preprocess.from_dict(
+        best["meta"]["preprocess"]), torch.device("cpu"))
+    assert logits.shape == (48, 7)
+    assert (logits.argmax(1) == val.labels).mean() > 1 / 3  # better than chance on 3 classes
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_at_the_next_epoch(small_fer: Path, tmp_path: Path, monkeypatch):
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
+    with pytest.raises(KeyboardInterrupt):
+        train_emotion(config(small_fer, tmp_path / "runs", epochs=2))
+    monkeypatch.undo()
+    run = tmp_path / "runs/train"
+    first = load_checkpoint(run / "weights/last.pt")
+    assert first["epoch"] == 1
+    train_emotion(EmotionTrainConfig.from_dict(first["config"]), resume=run)
+    assert [int(r["epoch"]) for r in rows(run)] == [1, 2]
+    second = load_checkpoint(run / "weights/last.pt")
+    assert second["epoch"] == 2 and second["step"] == 2 * first["step"]
+
+
+def test_class_weights_average_one_over_samples():
+    counts = np.array([100, 25, 400, 100, 100, 100, 100])
+    w = class_weights(counts, 0.5).numpy()
+    assert (w * counts).sum() / counts.sum() == pytest.approx(1.0)
+    assert w[1] / w[2] == pytest.approx(4.0)  # (25 / 400) ** -0.5
+
+
+def test_soft_cross_entropy_matches_hand_value():
+    logits = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    weight = torch.tensor([1.0, 3.0])
+    # row 0: -log 0.5 = 0.6931, weight 1; row 1: 0.5*(-log s0) + 0.5*(-log s1) = 1.1269, weight 2
+    expected = (0.693147 * 1 + 1.126928 * 2) / 3
+    assert float(soft_cross_entropy(logits, target, weight)) == pytest.approx(expected, abs=1e-5)
