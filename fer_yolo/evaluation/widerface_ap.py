@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from fer_yolo.data.convert.widerface import parse_wider_gt
 from fer_yolo.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -125,23 +126,8 @@ def read_split(split_file: str | Path, widerface_root: str | Path) -> list[str]:
 
 def read_text_ground_truth(path: str | Path) -> dict[str, np.ndarray]:
     """Parse the official text format into ``event/file`` -> (n, 4) float64 xywh boxes."""
-    lines = [s.strip() for s in _require_file(Path(path), "text ground truth").read_text().splitlines()]
-    boxes: dict[str, np.ndarray] = {}
-    i = 0
-    try:
-        while i < len(lines):
-            if not lines[i]:
-                i += 1
-                continue
-            name, n = lines[i], int(lines[i + 1])
-            rows = [[float(v) for v in s.split()[:4]] for s in lines[i + 2 : i + 2 + n]]
-            i += 2 + n
-            if n == 0 and i < len(lines) and len(lines[i].split()) >= 4:
-                i += 1  # the format writes one all-zero line for an image without faces
-            boxes[_image_name(name)] = np.asarray(rows, np.float64).reshape(-1, 4)
-    except (ValueError, IndexError) as e:
-        raise DatasetError(f"cannot parse {path} near line {i + 1}: {e}", _HINT) from e
-    return boxes
+    records = parse_wider_gt(_require_file(Path(path), "text ground truth"))
+    return {_image_name(name): rows[:, :4] for name, rows in records}
 
 
 def read_mat_ground_truth(widerface_root: str | Path) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:

@@ -21,7 +21,7 @@ def parse_wider_gt(path: Path) -> list[tuple[str, np.ndarray]]:
     one all-zero line).
 
     Returns:
-        (relative image path, float32 (n, 10) rows as in the file) per image, in file order.
+        (relative image path, float64 (n, 10) rows as in the file) per image, in file order.
 
     Raises:
         DatasetError: The file does not follow the format.
@@ -34,10 +34,11 @@ def parse_wider_gt(path: Path) -> list[tuple[str, np.ndarray]]:
                 i += 1
                 continue
             name, n = lines[i], int(lines[i + 1])
-            rows = [[float(v) for v in lines[i + 2 + k].split()[:10]] for k in range(max(n, 1))]
-            boxes = np.asarray(rows, np.float32).reshape(-1, 10)[:n]
-            records.append((name, boxes))
-            i += 2 + max(n, 1)
+            rows = [[float(v) for v in line.split()[:10]] for line in lines[i + 2 : i + 2 + n]]
+            i += 2 + n
+            if n == 0 and i < len(lines) and len(lines[i].split()) >= 4:
+                i += 1  # an image without faces still has one all-zero line
+            records.append((name, np.asarray(rows, np.float64).reshape(-1, 10)))
     except (ValueError, IndexError) as e:
         raise DatasetError(f"{path}:{i + 1}: not WIDER FACE ground truth ({e})", "pass wider_face_*_bbx_gt.txt") from e
     return records
