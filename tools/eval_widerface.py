@@ -34,6 +34,7 @@ log = logging.getLogger("eval_widerface")
 #: Detector name -> "module:Class", imported only when asked for.
 DETECTORS = {
     "mtcnn": "fer_yolo.detectors.mtcnn:MtcnnDetector",
+    "yolo": "fer_yolo.detectors.yolo:YoloFaceDetector",
 }
 
 
