@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, help="worker processes")
     _common(c)
 
-    t = sub.add_parser("train", help="train the emotion head (the detector arrives with its issue)")
+    t = sub.add_parser("train", help="train the face detector or the emotion head")
     tsub = t.add_subparsers(dest="target", required=True)
     te = tsub.add_parser("emotion", help="train an emotion classifier on a crop dataset")
     te.add_argument("--data", help="crop dataset folder (convert output or FER2013 image folders)")
@@ -57,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--name", help="run folder name")
     te.add_argument("--resume", metavar="RUN", help="continue a run folder (or its weights/last.pt)")
     _common(te)
+    td = tsub.add_parser("detector", help="train a YOLO face detector (ultralytics, offline)")
+    td.add_argument("--data", help="ultralytics data.yaml")
+    td.add_argument("--model", help="yolov8n.yaml | yolov8s.yaml | yolo11n.yaml | ...")
+    td.add_argument("--init", help="checkpoint to start from (e.g. the COCO yolo11n-seg.pt)")
+    td.add_argument("--imgsz", type=int)
+    td.add_argument("--epochs", type=int)
+    td.add_argument("--batch", type=int)
+    td.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    td.add_argument("--name", help="run folder name")
+    td.add_argument("--resume", metavar="RUN", help="continue a run folder (or its weights/last.pt)")
+    _common(td)
     return parser
 
 
@@ -68,9 +79,11 @@ def _overrides(args: argparse.Namespace) -> dict:
                    "ratios": args.ratios, "margin": args.margin, "multi_face": args.multi_face,
                    "ferplus_labels": args.ferplus_labels, "images": args.images, "workers": args.workers}
         return {"convert": section}
-    return {"train_emotion": {"data": args.data, "model": args.model, "epochs": args.epochs,
-                              "batch": args.batch, "device": args.device, "init": args.init,
-                              "name": args.name}}
+    section = {"data": args.data, "model": args.model, "epochs": args.epochs, "batch": args.batch,
+               "device": args.device, "init": args.init, "name": args.name}
+    if args.target == "detector":
+        return {"train_detector": section | {"imgsz": args.imgsz}}
+    return {"train_emotion": section}
 
 
 def _config(args: argparse.Namespace) -> dict:
@@ -97,9 +110,14 @@ def run_convert(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_train(args: argparse.Namespace, cfg: dict) -> int:
-    from fer_yolo.train.emotion import EmotionTrainConfig, train_emotion
+    if args.target == "detector":
+        from fer_yolo.train.detector import DetectorTrainConfig, train_detector
 
-    run = train_emotion(EmotionTrainConfig.from_dict(cfg["train_emotion"]), resume=args.resume)
+        run = train_detector(DetectorTrainConfig(**cfg["train_detector"]), resume=args.resume)
+    else:
+        from fer_yolo.train.emotion import EmotionTrainConfig, train_emotion
+
+        run = train_emotion(EmotionTrainConfig.from_dict(cfg["train_emotion"]), resume=args.resume)
     print(f"run folder: {run}")
     return 0
 

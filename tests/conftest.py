@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,18 @@ def data_root() -> Path:
 def media(data_root: Path) -> Path:
     """../shared/data/media: real photos and videos with faces."""
     return data_root / "media"
+
+
+@pytest.fixture
+def tiny_wider_yaml(data_root: Path, tmp_path: Path) -> Path:
+    """A YOLO dataset of 8 real WIDER FACE training images (the same 8 as train and val)."""
+    wider = data_root / "widerface"
+    names = (wider / "val_fit.txt").read_text().split()[:8]
+    for split in ("train", "val"):
+        for name in names:
+            for kind, suffix in (("images", ".webp"), ("labels", ".txt")):
+                src = wider / Path(name).parent.as_posix().replace("images", kind) / (Path(name).stem + suffix)
+                (tmp_path / "wider" / kind / split).mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, tmp_path / "wider" / kind / split)
+    (tmp_path / "wider/data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: face\n")
+    return tmp_path / "wider/data.yaml"

@@ -1,19 +1,23 @@
-"""YOLO face detector wrapper: clear errors, and real weights from a tiny training run load and detect."""
+"""YOLO face detector: training through `train_detector`, clear errors, real weights that load and detect."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fer_yolo.errors import WeightsError
+from fer_yolo.config import load_config
+from fer_yolo.detectors.yolo import YoloFaceDetector
+from fer_yolo.errors import DatasetError, WeightsError
+from fer_yolo.train.detector import DetectorTrainConfig, train_detector
+
+
+def config(**over) -> DetectorTrainConfig:
+    return DetectorTrainConfig(**load_config(overrides={"train_detector": over})["train_detector"])
 
 
 def test_missing_weights_is_a_clear_error(tmp_path: Path):
-    from fer_yolo.detectors.yolo import YoloFaceDetector
-
     with pytest.raises(WeightsError, match="not found"):
         YoloFaceDetector(tmp_path / "none.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
@@ -21,26 +25,21 @@ def test_missing_weights_is_a_clear_error(tmp_path: Path):
         YoloFaceDetector(tmp_path / "junk.pt")
 
 
+@pytest.mark.parametrize(
+    ("over", "error"),
+    [({"data": "/no/data.yaml"}, DatasetError), ({"data": __file__, "init": "/no/init.pt"}, WeightsError)],
+)
+def test_bad_training_inputs_are_clear_errors(over, error):
+    with pytest.raises(error):
+        train_detector(config(**over))
+
+
 @pytest.mark.slow
-def test_weights_from_a_tiny_widerface_run_detect(data_root: Path, tmp_path: Path):
-    from fer_yolo.detectors.yolo import YoloFaceDetector
-    from fer_yolo.utils.ultralytics_env import setup_ultralytics
-
-    setup_ultralytics()
-    from ultralytics import YOLO
-
-    wider = data_root / "widerface"
-    names = (wider / "val_fit.txt").read_text().split()[:8]
-    for split in ("train", "val"):
-        for name in names:
-            for kind, suffix in (("images", ".webp"), ("labels", ".txt")):
-                src = wider / Path(name).parent.as_posix().replace("images", kind) / (Path(name).stem + suffix)
-                (tmp_path / kind / split).mkdir(parents=True, exist_ok=True)
-                shutil.copy(src, tmp_path / kind / split)
-    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: face\n")
-    YOLO("yolov8n.yaml").train(data=str(tmp_path / "data.yaml"), epochs=1, imgsz=64, batch=4, device="cpu",
-                               workers=0, project=str(tmp_path / "runs"), name="t", plots=False, verbose=False)
-    detector = YoloFaceDetector(tmp_path / "runs/t/weights/last.pt", imgsz=64, conf=0.0, device="cpu")
+def test_tiny_widerface_run_gives_weights_that_detect(tiny_wider_yaml: Path, tmp_path: Path):
+    run = train_detector(config(data=str(tiny_wider_yaml), epochs=1, imgsz=64, batch=4, device="cpu",
+                                workers=0, cache="none", plots=False, project=str(tmp_path / "runs"), name="t"))
+    assert (run / "results.csv").is_file()
+    detector = YoloFaceDetector(run / "weights/last.pt", imgsz=64, conf=0.0, device="cpu")
     faces = detector.detect_batch([np.zeros((120, 160, 3), np.uint8)] * 2)
     assert len(faces) == 2
     for f in faces:
