@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fer_yolo import __version__
 from fer_yolo.config import load_config, parse_assignment
-from fer_yolo.errors import FerYoloError
+from fer_yolo.errors import ConfigError, FerYoloError
 
 LOGGER = logging.getLogger("fer_yolo")
 
@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", help="labelled face datasets -> YOLO detection and emotion-crop datasets")
-    c.add_argument("input", help="dataset folder or file (FER2013 folders/CSV, FER+, photo folders, WIDER FACE)")
+    c.add_argument(
+        "input", help="dataset folder or file (FER2013 folders/CSV, FER+, photo folders, WIDER FACE)"
+    )
     c.add_argument("-o", "--output", required=True, help="output folder (resumed if it exists)")
     c.add_argument("--format", help="auto | fer2013 | fer2013-csv | ferplus | photos | widerface")
     c.add_argument("--kind", choices=["crops", "yolo", "both"], help="outputs to write (default both)")
@@ -68,19 +70,58 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--name", help="run folder name")
     td.add_argument("--resume", metavar="RUN", help="continue a run folder (or its weights/last.pt)")
     _common(td)
+    e = sub.add_parser("eval", help="measure a detector or an emotion head")
+    esub = e.add_subparsers(dest="target", required=True)
+    ed = esub.add_parser("detector", help="WIDER FACE easy/medium/hard AP + images/s, vs other detectors")
+    ed.add_argument("--weights", help="YOLO face weights to evaluate")
+    ed.add_argument("--imgsz", type=int, default=320, help="YOLO inference size (default 320)")
+    ed.add_argument("--conf", type=float, default=0.01, help="YOLO confidence floor for AP (default 0.01)")
+    ed.add_argument(
+        "--compare",
+        nargs="*",
+        default=["mtcnn"],
+        metavar="SPEC",
+        help="detectors measured in the same run, name[:key=value,...] (default: mtcnn)",
+    )
+    ed.add_argument("--split", help="image list (default <data>/widerface/val_holdout.txt)")
+    ed.add_argument("--widerface", help="widerface folder (default <data>/widerface)")
+    ed.add_argument("--limit", type=int, help="first N images only (quick checks)")
+    ed.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads while timing (default 2)")
+    ed.add_argument("--out", default="runs/eval/detector", help="folder for results.json/.md and pr.png")
+    _common(ed)
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    if args.command == "eval":
+        return {}
     if args.command == "convert":
         kinds = {"both": ["crops", "yolo"], "crops": ["crops"], "yolo": ["yolo"], None: None}[args.kind]
-        section = {"format": args.format, "kinds": kinds, "classes": args.classes, "size": args.size,
-                   "color": args.color, "augment": args.augment, "split": args.split,
-                   "ratios": args.ratios, "margin": args.margin, "multi_face": args.multi_face,
-                   "ferplus_labels": args.ferplus_labels, "images": args.images, "workers": args.workers}
+        section = {
+            "format": args.format,
+            "kinds": kinds,
+            "classes": args.classes,
+            "size": args.size,
+            "color": args.color,
+            "augment": args.augment,
+            "split": args.split,
+            "ratios": args.ratios,
+            "margin": args.margin,
+            "multi_face": args.multi_face,
+            "ferplus_labels": args.ferplus_labels,
+            "images": args.images,
+            "workers": args.workers,
+        }
         return {"convert": section}
-    section = {"data": args.data, "model": args.model, "epochs": args.epochs, "batch": args.batch,
-               "device": args.device, "init": args.init, "name": args.name}
+    section = {
+        "data": args.data,
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "device": args.device,
+        "init": args.init,
+        "name": args.name,
+    }
     if args.target == "detector":
         return {"train_detector": section | {"imgsz": args.imgsz}}
     return {"train_emotion": section}
@@ -122,7 +163,23 @@ def run_train(args: argparse.Namespace, cfg: dict) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "train": run_train}
+def run_eval(args: argparse.Namespace, cfg: dict) -> int:
+    from fer_yolo.evaluation.detector_eval import evaluate_detectors
+    from fer_yolo.utils.paths import data_root
+
+    specs = list(args.compare)
+    if args.weights:
+        specs.insert(0, f"yolo:weights={args.weights!r},imgsz={args.imgsz},conf={args.conf}")
+    if not specs:
+        raise ConfigError("nothing to evaluate", "pass --weights and/or --compare")
+    root = Path(args.widerface) if args.widerface else data_root() / "widerface"
+    split = Path(args.split) if args.split else root / "val_holdout.txt"
+    print(evaluate_detectors(specs, root, split, Path(args.out), args.limit, args.threads))
+    print(f"wrote {args.out}/results.json, results.md, pr.png")
+    return 0
+
+
+COMMANDS = {"convert": run_convert, "train": run_train, "eval": run_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

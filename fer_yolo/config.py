@@ -45,7 +45,10 @@ def merge(base: dict, override: dict, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         if key not in base:
             close = difflib.get_close_matches(key, list(base), n=3)
-            raise ConfigError(f"unknown config key {name!r}", f"did you mean {close}?" if close else f"known: {sorted(base)}")
+            raise ConfigError(
+                f"unknown config key {name!r}",
+                f"did you mean {close}?" if close else f"known: {sorted(base)}",
+            )
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping, got {value!r}")

@@ -33,7 +33,9 @@ def tiny_wider_yaml(data_root: Path, tmp_path: Path) -> Path:
     for split in ("train", "val"):
         for name in names:
             for kind, suffix in (("images", ".webp"), ("labels", ".txt")):
-                src = wider / Path(name).parent.as_posix().replace("images", kind) / (Path(name).stem + suffix)
+                src = (
+                    wider / Path(name).parent.as_posix().replace("images", kind) / (Path(name).stem + suffix)
+                )
                 (tmp_path / "wider" / kind / split).mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, tmp_path / "wider" / kind / split)
     (tmp_path / "wider/data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: face\n")

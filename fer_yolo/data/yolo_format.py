@@ -17,7 +17,8 @@ def label_lines(xyxy: np.ndarray, class_ids: np.ndarray, resolution_wh: tuple[in
     rows = []
     for (x1, y1, x2, y2), c in zip(xyxy, class_ids):
         if x2 > x1 and y2 > y1:
-            rows.append(f"{int(c)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+            xywhn = ((x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h)
+            rows.append(f"{int(c)} " + " ".join(f"{v:.6f}" for v in xywhn))
     return "".join(line + "\n" for line in rows)
 
 

@@ -388,8 +388,17 @@ class MtcnnDetector(FaceDetector):
         reg = offsets[image, :, row, col].double().cpu().numpy()
         score = scores[image, row, col].cpu().numpy().astype(np.float64)
         image, row, col = (t.cpu().numpy() for t in (image, row, col))
-        cells = np.stack([image, 2 * col + 1 + reg[:, 0] * 11, 2 * row + 1 + reg[:, 1] * 11,
-                          2 * col + 12 + reg[:, 2] * 11, 2 * row + 12 + reg[:, 3] * 11, score], 1)
+        cells = np.stack(
+            [
+                image,
+                2 * col + 1 + reg[:, 0] * 11,
+                2 * row + 1 + reg[:, 1] * 11,
+                2 * col + 12 + reg[:, 2] * 11,
+                2 * row + 12 + reg[:, 3] * 11,
+                score,
+            ],
+            1,
+        )
         cells = cells[np.argsort(cells[:, 5])[::-1]]
         return [cells[cells[:, 0] == b] for b in range(len(probs))]
 
@@ -397,7 +406,7 @@ class MtcnnDetector(FaceDetector):
     def _run(net: _Net, frames: _Frames, boxes: np.ndarray, size: int) -> list[np.ndarray]:
         """`net` on size x size patches of `boxes`, in chunks -> its outputs as float64 numpy arrays."""
         outputs = [
-            net(_crop_and_resize(frames, boxes[lo:lo + _NET_CHUNK], size))
+            net(_crop_and_resize(frames, boxes[lo : lo + _NET_CHUNK], size))
             for lo in range(0, len(boxes), _NET_CHUNK)
         ]
         return [torch.cat(parts).double().cpu().numpy() for parts in zip(*outputs)]

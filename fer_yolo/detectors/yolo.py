@@ -29,21 +29,41 @@ class YoloFaceDetector(FaceDetector):
         WeightsError: The checkpoint is missing or unreadable.
     """
 
-    def __init__(self, weights: str | Path, imgsz: int = 320, conf: float = 0.25, iou: float = 0.5,
-                 device: str = "auto", half: bool = True, max_det: int = 1000) -> None:
+    def __init__(
+        self,
+        weights: str | Path,
+        imgsz: int = 320,
+        conf: float = 0.25,
+        iou: float = 0.5,
+        device: str = "auto",
+        half: bool = True,
+        max_det: int = 1000,
+    ) -> None:
         weights = Path(weights)
         if not weights.is_file():
-            raise WeightsError(f"YOLO face weights not found: {weights}", "pass --weights or train with `fer-yolo train detector`")
+            raise WeightsError(
+                f"YOLO face weights not found: {weights}",
+                "pass --weights or train with `fer-yolo train detector`",
+            )
         setup_ultralytics()
         from ultralytics import YOLO
 
         try:
             self.model = YOLO(str(weights), task="detect")
         except Exception as e:  # ultralytics raises several types for foreign files
-            raise WeightsError(f"cannot load {weights} as YOLO weights: {e}", "pass a YOLO detection checkpoint") from e
+            raise WeightsError(
+                f"cannot load {weights} as YOLO weights: {e}", "pass a YOLO detection checkpoint"
+            ) from e
         self.device = select_device(device)
-        self.kwargs = dict(imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, verbose=False,
-                           device=str(self.device), half=half and self.device.type == "cuda")
+        self.kwargs = dict(
+            imgsz=imgsz,
+            conf=conf,
+            iou=iou,
+            max_det=max_det,
+            verbose=False,
+            device=str(self.device),
+            half=half and self.device.type == "cuda",
+        )
 
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         results = self.model.predict(images, **self.kwargs)

@@ -70,13 +70,17 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
         last = Path(resume).expanduser()
         last = last / "weights" / "last.pt" if last.is_dir() else last
         if not last.is_file():
-            raise WeightsError(f"nothing to resume: {last} not found", "pass a run folder with weights/last.pt")
+            raise WeightsError(
+                f"nothing to resume: {last} not found", "pass a run folder with weights/last.pt"
+            )
         model = YOLO(str(last))
         model.add_callback("on_train_start", _thread_callback(cfg.threads))
         model.train(resume=True)
         return Path(model.trainer.save_dir)
     if not Path(cfg.data).expanduser().is_file():
-        raise DatasetError(f"data.yaml not found: {cfg.data}", "pass --data, e.g. ../shared/data/widerface/data.yaml")
+        raise DatasetError(
+            f"data.yaml not found: {cfg.data}", "pass --data, e.g. ../shared/data/widerface/data.yaml"
+        )
     model = YOLO(cfg.model, task="detect")
     if cfg.init:
         if not Path(cfg.init).expanduser().is_file():

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
+from fer_yolo.config import defaults, merge
 from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.config import defaults, merge
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -121,8 +121,13 @@ def autocast_for(device: torch.device, amp: bool) -> torch.autocast:
 
 @torch.no_grad()
 def predict_logits(
-    model: torch.nn.Module, images_u8: np.ndarray, pre: Preprocess, device: torch.device,
-    batch: int = 256, amp: bool = False, tta: bool = False,
+    model: torch.nn.Module,
+    images_u8: np.ndarray,
+    pre: Preprocess,
+    device: torch.device,
+    batch: int = 256,
+    amp: bool = False,
+    tta: bool = False,
 ) -> np.ndarray:
     """Logits (n, k) float32 for uint8 crops (n, s, s, c); `tta` averages with the mirror image."""
     model.eval()
@@ -191,7 +196,9 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
     except Exception:  # a dataset without a test split has nothing more to leak into
         pass
     train, removed = drop_leaks(train, *held_out)
-    LOGGER.info("train %d crops (%d duplicates of val/test or blank removed), val %d", len(train), removed, len(val))
+    LOGGER.info(
+        "train %d crops (%d duplicates of val/test or blank removed), val %d", len(train), removed, len(val)
+    )
     return train, val
 
 
@@ -232,7 +239,9 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=True,
     )
     ema = ModelEma(model, cfg.ema_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
@@ -283,22 +292,36 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         improved = acc > best
         best, stale = (acc, 0) if improved else (best, stale + 1)
         row = {
-            "epoch": epoch + 1, "train_loss": round(loss_sum / max(steps_per_epoch, 1), 5),
-            "val_loss": round(val_loss, 5), "val_acc": round(acc, 5),
-            "val_macro_f1": round(report["macro_f1"], 5), "lr": round(lr, 6),
+            "epoch": epoch + 1,
+            "train_loss": round(loss_sum / max(steps_per_epoch, 1), 5),
+            "val_loss": round(val_loss, 5),
+            "val_acc": round(acc, 5),
+            "val_macro_f1": round(report["macro_f1"], 5),
+            "lr": round(lr, 6),
             "epoch_s": round(time.time() - t0, 1),
         }
         _append_csv(run / "results.csv", row)
         LOGGER.info("epoch %d/%d %s%s", epoch + 1, cfg.epochs, row, " *best*" if improved else "")
-        meta = checkpoint_meta(cfg) | {"epoch": epoch + 1, "val": {"accuracy": acc, "macro_f1": report["macro_f1"]}}
+        meta = checkpoint_meta(cfg) | {
+            "epoch": epoch + 1,
+            "val": {"accuracy": acc, "macro_f1": report["macro_f1"]},
+        }
         if improved:
-            save_checkpoint(run / "weights" / "best.pt", {"state_dict": ema.module.state_dict(), "meta": meta})
+            save_checkpoint(
+                run / "weights" / "best.pt", {"state_dict": ema.module.state_dict(), "meta": meta}
+            )
         save_checkpoint(
             run / "weights" / "last.pt",
             {
-                "model": model.state_dict(), "ema": ema.module.state_dict(), "optimizer": opt.state_dict(),
-                "epoch": epoch + 1, "step": step, "best": best, "stale": stale,
-                "config": asdict(cfg), "meta": meta,
+                "model": model.state_dict(),
+                "ema": ema.module.state_dict(),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "best": best,
+                "stale": stale,
+                "config": asdict(cfg),
+                "meta": meta,
             },
         )
         plot_curves(run / "results.csv", run / "curves.png")

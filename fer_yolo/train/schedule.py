@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int, base_lr: float, final_ratio: float) -> float:
+def warmup_cosine(
+    step: int, total_steps: int, warmup_steps: int, base_lr: float, final_ratio: float
+) -> float:
     """Learning rate at `step`: linear warmup from 0, then cosine decay to base_lr * final_ratio.
 
     Example:

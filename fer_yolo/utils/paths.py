@@ -27,5 +27,8 @@ def data_root(required: bool = True) -> Path | None:
     if root.is_dir():
         return root
     if required:
-        raise DatasetError(f"data folder not found: {root}", "set FER_YOLO_DATA to the folder holding fer2013/, widerface/ ...")
+        raise DatasetError(
+            f"data folder not found: {root}",
+            "set FER_YOLO_DATA to the folder holding fer2013/, widerface/ ...",
+        )
     return None

@@ -40,7 +40,9 @@ def test_fer2013_folders_to_crops_and_yolo(fer_subset: Path, tmp_path: Path):
     report = convert(fer_subset, tmp_path / "out", settings(), progress=False)
     assert report["format"] == "fer2013"
     assert report["crops"] == {s: {"angry": 10, "happy": 10} for s in ("train", "val", "test")}
-    crop = cv2.imread(str(next((tmp_path / "out/crops/val/happy").glob("PublicTest_*.png"))), cv2.IMREAD_UNCHANGED)
+    crop = cv2.imread(
+        str(next((tmp_path / "out/crops/val/happy").glob("PublicTest_*.png"))), cv2.IMREAD_UNCHANGED
+    )
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
     label = next((tmp_path / "out/yolo/labels/train").glob("*.txt")).read_text().split()
     assert label[0] in ("0", "3") and [float(v) for v in label[1:]] == [0.5, 0.5, 1.0, 1.0]
@@ -50,7 +52,12 @@ def test_fer2013_folders_to_crops_and_yolo(fer_subset: Path, tmp_path: Path):
 
 
 def test_crops_size_colour_and_augment_only_on_train(fer_subset: Path, tmp_path: Path):
-    convert(fer_subset, tmp_path / "out", settings(kinds=["crops"], size=64, color=True, augment=2), progress=False)
+    convert(
+        fer_subset,
+        tmp_path / "out",
+        settings(kinds=["crops"], size=64, color=True, augment=2),
+        progress=False,
+    )
     train = sorted((tmp_path / "out/crops/train/angry").glob("*.png"))
     assert len(train) == 30 and sum("_aug" in p.name for p in train) == 20
     assert not any("_aug" in p.name for p in (tmp_path / "out/crops/test").rglob("*.png"))
@@ -140,7 +147,9 @@ def test_fer2013_csv(data_root: Path, tmp_path: Path):
     assert reasons[0] == "bad emotion value '9'" and reasons[1].startswith("pixel string is not a square")
     crop = cv2.imread(str(next((tmp_path / "out/crops/train/sad").iterdir())), cv2.IMREAD_GRAYSCALE)
     original = cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE)
-    assert any(np.array_equal(crop, cv2.imread(str(p), 0)) for p in (tmp_path / "out/crops/train/sad").iterdir())
+    assert any(
+        np.array_equal(crop, cv2.imread(str(p), 0)) for p in (tmp_path / "out/crops/train/sad").iterdir()
+    )
     assert original.shape == crop.shape
 
 
@@ -178,8 +187,10 @@ def test_ferplus_onto_fer2013_files(data_root: Path, tmp_path: Path):
 @pytest.mark.slow
 def test_photos_with_mtcnn(media: Path, tmp_path: Path):
     src = tmp_path / "photos"
-    for emotion, files in {"happy": ["facenet_pytorch/multiface.jpg", "face_recognition/obama.jpg"],
-                           "neutral": ["face_recognition/two_people.jpg", "dlib_faces/dogs.jpg"]}.items():
+    for emotion, files in {
+        "happy": ["facenet_pytorch/multiface.jpg", "face_recognition/obama.jpg"],
+        "neutral": ["face_recognition/two_people.jpg", "dlib_faces/dogs.jpg"],
+    }.items():
         (src / emotion).mkdir(parents=True)
         for f in files:
             shutil.copy(media / f, src / emotion)
@@ -204,7 +215,9 @@ def test_widerface_ground_truth_to_yolo(data_root: Path, tmp_path: Path):
     (tmp_path / "wider").mkdir()
     (tmp_path / "wider/wider_face_val_bbx_gt.txt").write_text("\n".join(gt) + "\n")
     with pytest.raises(ConfigError, match="no emotion labels"):
-        convert(tmp_path / "wider", tmp_path / "bad", settings(images=str(data_root / "widerface/val/images")))
+        convert(
+            tmp_path / "wider", tmp_path / "bad", settings(images=str(data_root / "widerface/val/images"))
+        )
     s = settings(kinds=["yolo"], classes="face", images=str(data_root / "widerface/val/images"))
     report = convert(tmp_path / "wider", tmp_path / "out", s, progress=False)
     labels = sorted((tmp_path / "out/yolo/labels/val").glob("*.txt"))
@@ -226,11 +239,16 @@ def test_unknown_layout_is_a_clear_error(tmp_path: Path):
 
 def test_cli_convert_runs_and_errors_cleanly(fer_subset: Path, tmp_path: Path):
     cmd = [sys.executable, "-m", "fer_yolo.cli", "convert"]
-    ok = subprocess.run(cmd + [str(fer_subset), "-o", str(tmp_path / "o"), "--kind", "crops", "-q"],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        cmd + [str(fer_subset), "-o", str(tmp_path / "o"), "--kind", "crops", "-q"],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "converted 60" in ok.stdout
-    bad = subprocess.run(cmd + [str(tmp_path / "nope"), "-o", str(tmp_path / "o2")], capture_output=True, text=True)
+    bad = subprocess.run(
+        cmd + [str(tmp_path / "nope"), "-o", str(tmp_path / "o2")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "error: input not found" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -243,6 +261,16 @@ def test_ultralytics_trains_one_epoch_on_yolo_output(fer_subset: Path, tmp_path:
 
     convert(fer_subset, tmp_path / "out", settings(kinds=["yolo"]), progress=False)
     model = YOLO("yolov8n.yaml")
-    model.train(data=str(tmp_path / "out/yolo/data.yaml"), epochs=1, imgsz=64, batch=8, device="cpu",
-                workers=0, project=str(tmp_path / "runs"), name="t", amp=False, verbose=False)  # plots on: fonts must be local
+    model.train(
+        data=str(tmp_path / "out/yolo/data.yaml"),
+        epochs=1,
+        imgsz=64,
+        batch=8,
+        device="cpu",
+        workers=0,
+        project=str(tmp_path / "runs"),
+        name="t",
+        amp=False,
+        verbose=False,
+    )  # plots on: fonts must be local
     assert (tmp_path / "runs/t/weights/last.pt").is_file()

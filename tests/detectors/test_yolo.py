@@ -36,8 +36,20 @@ def test_bad_training_inputs_are_clear_errors(over, error):
 
 @pytest.mark.slow
 def test_tiny_widerface_run_gives_weights_that_detect(tiny_wider_yaml: Path, tmp_path: Path):
-    run = train_detector(config(data=str(tiny_wider_yaml), epochs=1, imgsz=64, batch=4, device="cpu",
-                                workers=0, cache="none", plots=False, project=str(tmp_path / "runs"), name="t"))
+    run = train_detector(
+        config(
+            data=str(tiny_wider_yaml),
+            epochs=1,
+            imgsz=64,
+            batch=4,
+            device="cpu",
+            workers=0,
+            cache="none",
+            plots=False,
+            project=str(tmp_path / "runs"),
+            name="t",
+        )
+    )
     assert (run / "results.csv").is_file()
     detector = YoloFaceDetector(run / "weights/last.pt", imgsz=64, conf=0.0, device="cpu")
     faces = detector.detect_batch([np.zeros((120, 160, 3), np.uint8)] * 2)

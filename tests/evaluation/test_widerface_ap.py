@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from fer_yolo.detectors.base import FaceDetector, make_detections
 from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation import widerface_ap as wap
 from fer_yolo.evaluation.plots import plot_pr_curves
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def image(boxes, keep=None, path="val/images/0--Parade/a.webp") -> wap.GroundTruthImage:
@@ -223,15 +220,18 @@ def test_run_detector_on_real_images(holdout, widerface):
     assert speed > 0
 
 
-def test_eval_tool_writes_results(holdout, widerface, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("eval_widerface", REPO / "tools" / "eval_widerface.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    monkeypatch.setitem(tool.DETECTORS, "box", f"{__name__}:BoxDetector")
-    assert tool.main(["--detector", "box", "--limit", "4", "--out", str(tmp_path)]) == 0
+def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeypatch):
+    from fer_yolo.detectors import DETECTORS
+    from fer_yolo.errors import ConfigError
+    from fer_yolo.evaluation.detector_eval import evaluate_detectors
+
+    monkeypatch.setitem(DETECTORS, "box", f"{__name__}:BoxDetector")
+    split = widerface / "val_holdout.txt"
+    table = evaluate_detectors(["box"], widerface, split, tmp_path, limit=4)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["images"] == 4 and results["results"][0]["detector"] == "box"
-    assert "| box | defaults |" in (tmp_path / "results.md").read_text()
+    assert "| box | defaults |" in table
+    assert table == (tmp_path / "results.md").read_text()
     assert (tmp_path / "pr.png").stat().st_size > 0
-    with pytest.raises(SystemExit):
-        tool.main(["--detector", "nope", "--out", str(tmp_path)])
+    with pytest.raises(ConfigError, match="unknown detector"):
+        evaluate_detectors(["nope"], widerface, split, tmp_path, limit=4)

@@ -32,9 +32,19 @@ def small_fer(data_root: Path, tmp_path: Path) -> Path:
 
 def config(data: Path, project: Path, **over) -> EmotionTrainConfig:
     no_aug = dict.fromkeys(load_config()["train_emotion"]["augment"], 0.0)
-    section = {"data": str(data), "model": "resnet18", "epochs": 4, "batch": 24, "lr": 0.02,
-               "warmup_epochs": 0.5, "label_smoothing": 0.0, "ema_decay": 0.9, "device": "cpu",
-               "project": str(project), "augment": no_aug} | over
+    section = {
+        "data": str(data),
+        "model": "resnet18",
+        "epochs": 4,
+        "batch": 24,
+        "lr": 0.02,
+        "warmup_epochs": 0.5,
+        "label_smoothing": 0.0,
+        "ema_decay": 0.9,
+        "device": "cpu",
+        "project": str(project),
+        "augment": no_aug,
+    } | over
     return EmotionTrainConfig.from_dict(load_config(overrides={"train_emotion": section})["train_emotion"])
 
 
@@ -54,8 +64,9 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
     model = build_model("resnet18", 7, 1, best["meta"]["stem"])
     model.load_state_dict(best["state_dict"])
     val = load_crops(small_fer, "val")
-    logits = emotion_train.predict_logits(model, val.images, emotion_train.Preprocess.from_dict(
-        best["meta"]["preprocess"]), torch.device("cpu"))
+    logits = emotion_train.predict_logits(
+        model, val.images, emotion_train.Preprocess.from_dict(best["meta"]["preprocess"]), torch.device("cpu")
+    )
     assert logits.shape == (48, 7)
     assert (logits.argmax(1) == val.labels).mean() > 1 / 3  # better than chance on 3 classes
 

@@ -67,8 +67,10 @@ class ConvertSettings:
             (8 <= self.size <= 1024, "size must be 8-1024"),
             (self.augment >= 0, "augment must be >= 0"),
             (self.split in ("keep", "re-split"), "split must be keep or re-split"),
-            (len(self.ratios) == 3 and min(self.ratios) >= 0 and abs(sum(self.ratios) - 1) < 1e-6,
-             "ratios must be three fractions summing to 1"),
+            (
+                len(self.ratios) == 3 and min(self.ratios) >= 0 and abs(sum(self.ratios) - 1) < 1e-6,
+                "ratios must be three fractions summing to 1",
+            ),
             (self.multi_face in MULTI_FACE_POLICIES, f"multi_face must be one of {MULTI_FACE_POLICIES}"),
             (self.detector == "mtcnn", "detector must be mtcnn"),
             (self.ferplus_labels in ("majority", "soft"), "ferplus_labels must be majority or soft"),
@@ -132,8 +134,15 @@ class ItemProcessor:
         return self._detector
 
     def __call__(self, item: Item) -> dict:
-        record = {"source": item.source, "key": item.key, "split": item.split, "label": item.label,
-                  "outputs": [], "skipped": None, "note": ""}
+        record = {
+            "source": item.source,
+            "key": item.key,
+            "split": item.split,
+            "label": item.label,
+            "outputs": [],
+            "skipped": None,
+            "note": "",
+        }
         try:
             data = item.read()
             image = decode_image(data)
@@ -173,7 +182,9 @@ class ItemProcessor:
                 interp = cv2.INTER_AREA if crop.shape[0] > s.size else cv2.INTER_LINEAR
                 crop = cv2.resize(crop, (s.size, s.size), interpolation=interp)
             name = item.key if len(boxes) == 1 else f"{item.key}_f{i}"
-            copies = [crop] + (augmented_copies(crop, s.augment, name, s.seed) if item.split == "train" else [])
+            copies = [crop] + (
+                augmented_copies(crop, s.augment, name, s.seed) if item.split == "train" else []
+            )
             for k, img in enumerate(copies):
                 rel = folder / (f"{name}.png" if k == 0 else f"{name}_aug{k}.png")
                 _write_bytes(self.out / rel, cv2.imencode(".png", img)[1].tobytes())
@@ -259,7 +270,9 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     if not source.exists():
         raise DatasetError(f"input not found: {source}", "check the path")
     fmt = detect_format(source) if settings.format == "auto" else settings.format
-    if fmt == "widerface" and (settings.classes == "emotion" and "yolo" in settings.kinds or "crops" in settings.kinds):
+    if fmt == "widerface" and (
+        settings.classes == "emotion" and "yolo" in settings.kinds or "crops" in settings.kinds
+    ):
         raise ConfigError("WIDER FACE has no emotion labels", "use --kind yolo --classes face")
     items, skipped = list_items(source, fmt, settings)
     skipped += [(i.source, reason) for i, reason in hash_items(items)]
@@ -283,8 +296,13 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     with manifest.open("a") as log:
         if cut_off:
             log.write("\n")  # end a line cut off by a crash, so the next record starts clean
-        for record in tqdm(_process_all(todo, settings_dict, out), total=len(todo), desc="convert",
-                           disable=not progress, unit="img"):
+        for record in tqdm(
+            _process_all(todo, settings_dict, out),
+            total=len(todo),
+            desc="convert",
+            disable=not progress,
+            unit="img",
+        ):
             log.write(json.dumps(record) + "\n")
             log.flush()
             done[record["key"]] = record
@@ -307,12 +325,21 @@ def _process_all(items: list[Item], settings: dict, out: Path):
         yield from map(_run_worker, items)
         return
     chunk = max(1, min(64, len(items) // (settings["workers"] * 8)))
-    with ProcessPoolExecutor(settings["workers"], initializer=_init_worker, initargs=(settings, str(out))) as pool:
+    with ProcessPoolExecutor(
+        settings["workers"], initializer=_init_worker, initargs=(settings, str(out))
+    ) as pool:
         yield from pool.map(_run_worker, items, chunksize=chunk)
 
 
-def build_report(source: Path, fmt: str, out: Path, records: list[dict], skipped: list[tuple[str, str]],
-                 duplicates: dict, settings: dict) -> dict:
+def build_report(
+    source: Path,
+    fmt: str,
+    out: Path,
+    records: list[dict],
+    skipped: list[tuple[str, str]],
+    duplicates: dict,
+    settings: dict,
+) -> dict:
     """Counts per split and class, skipped files with reasons, duplicates and notes."""
     crops: dict[str, Counter] = {s: Counter() for s in SPLITS}
     yolo_images, yolo_boxes = Counter(), Counter()
@@ -356,11 +383,14 @@ def format_report(report: dict) -> str:
     for split, n in sorted(report["yolo"]["images"].items()):
         lines.append(f"yolo {split:<6} {n} images, {report['yolo']['boxes'][split]} boxes")
     d = report["duplicates"]
-    lines.append(f"duplicates: {d['groups']} groups of identical images ({d['files']} files), "
-                 f"{len(d['removed_cross_split'])} cross-split copies removed")
-    lines.append(f"converted {report['converted']}, skipped {len(report['skipped'])}"
-                 + "".join(f"\n  {n} x {reason}" for reason, n in report["skipped_by_reason"].items()))
+    lines.append(
+        f"duplicates: {d['groups']} groups of identical images ({d['files']} files), "
+        f"{len(d['removed_cross_split'])} cross-split copies removed"
+    )
+    lines.append(
+        f"converted {report['converted']}, skipped {len(report['skipped'])}"
+        + "".join(f"\n  {n} x {reason}" for reason, n in report["skipped_by_reason"].items())
+    )
     if report.get("images_per_s"):
         lines.append(f"{report['images_per_s']} images/s")
     return "\n".join(lines)
-

@@ -65,6 +65,14 @@ def list_fer2013_csv(path: Path) -> tuple[list[Item], list[tuple[str, str]]]:
                 skipped.append((source, f"bad emotion value {emotion!r}"))
                 continue
             split = CSV_USAGE.get((row.get("Usage") or "").strip())
-            items.append(Item(source, "face", split, int(emotion), pixels=row["pixels"] or "",
-                              key=f"{path.stem}_row{row_no:06d}"))
+            items.append(
+                Item(
+                    source,
+                    "face",
+                    split,
+                    int(emotion),
+                    pixels=row["pixels"] or "",
+                    key=f"{path.stem}_row{row_no:06d}",
+                )
+            )
     return items, skipped

@@ -12,8 +12,18 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import DatasetError
 
 #: label.csv vote columns after the name and the box.
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
-                "unknown", "NF")
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 #: Vote column -> EMOTIONS index (contempt, unknown and not-a-face have none).
 _TO_EMOTION = {"neutral": 6, "happiness": 3, "surprise": 5, "sadness": 4, "anger": 0, "disgust": 1, "fear": 2}
 FOLDER_SPLIT = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
@@ -36,7 +46,9 @@ def votes_to_label(votes: np.ndarray, mode: str) -> tuple[int | None, tuple[floa
         return None, None, "FER+ votes only for contempt"
     label = int(emo.argmax())
     if mode == "majority":
-        return (label, None, "") if emo[label] * 2 > emo.sum() else (None, None, "FER+ votes have no majority")
+        return (
+            (label, None, "") if emo[label] * 2 > emo.sum() else (None, None, "FER+ votes have no majority")
+        )
     return label, tuple(float(x) for x in emo / emo.sum()), ""
 
 

@@ -60,6 +60,7 @@ class Item:
 def assign_keys(items: list[Item], root: Path) -> None:
     """Give every item without a key a unique output stem: its file stem, or its relative path
     where stems clash."""
+
     def rel(item: Item) -> str:
         p = Path(item.source)
         try:
@@ -126,8 +127,13 @@ def resolve_duplicates(items: list[Item]) -> tuple[list[Item], dict]:
         for m in members:
             if SPLIT_PRIORITY[m.split] < top:
                 drop.add(id(m))
-                removed.append({"source": m.source, "split": m.split, "kept_in": [
-                    k for k, v in SPLIT_PRIORITY.items() if v == top][0]})
+                removed.append(
+                    {
+                        "source": m.source,
+                        "split": m.split,
+                        "kept_in": [k for k, v in SPLIT_PRIORITY.items() if v == top][0],
+                    }
+                )
     kept = [i for i in items if id(i) not in drop]
     summary = {
         "groups": dup_groups,

@@ -40,7 +40,9 @@ def parse_wider_gt(path: Path) -> list[tuple[str, np.ndarray]]:
                 i += 1  # an image without faces still has one all-zero line
             records.append((name, np.asarray(rows, np.float64).reshape(-1, 10)))
     except (ValueError, IndexError) as e:
-        raise DatasetError(f"{path}:{i + 1}: not WIDER FACE ground truth ({e})", "pass wider_face_*_bbx_gt.txt") from e
+        raise DatasetError(
+            f"{path}:{i + 1}: not WIDER FACE ground truth ({e})", "pass wider_face_*_bbx_gt.txt"
+        ) from e
     return records
 
 
@@ -48,7 +50,9 @@ def find_gt_files(root: Path) -> list[Path]:
     """wider_face_*_bbx_gt.txt files at `root`, or up to two folders below it."""
     if root.is_file():
         return [root]
-    return sorted(p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if GT_PATTERN.search(p.name))
+    return sorted(
+        p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if GT_PATTERN.search(p.name)
+    )
 
 
 def images_dir_for(gt: Path, images: Path | None) -> Path:
@@ -59,11 +63,15 @@ def images_dir_for(gt: Path, images: Path | None) -> Path:
     return folder
 
 
-def list_widerface(root: Path, images: Path | None, min_size: float) -> tuple[list[Item], list[tuple[str, str]]]:
+def list_widerface(
+    root: Path, images: Path | None, min_size: float
+) -> tuple[list[Item], list[tuple[str, str]]]:
     """Items for every image of every ground-truth file found; boxes smaller than min_size px dropped."""
     gts = find_gt_files(root)
     if not gts:
-        raise DatasetError(f"no wider_face_*_bbx_gt.txt under {root}", "pass the ground-truth file or its folder")
+        raise DatasetError(
+            f"no wider_face_*_bbx_gt.txt under {root}", "pass the ground-truth file or its folder"
+        )
     items: list[Item] = []
     for gt in gts:
         folder = images_dir_for(gt, images if len(gts) == 1 else None)
