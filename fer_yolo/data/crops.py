@@ -59,6 +59,12 @@ class CropSet:
         return [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in self.images]
 
 
+def is_fer2013_layout(root: Path) -> bool:
+    """True for FER2013's folders: no val/, and test/ holds PublicTest_/PrivateTest_ files."""
+    test = root / "test"
+    return not (root / "val").is_dir() and test.is_dir() and any(test.glob("*/P*Test_*"))
+
+
 def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     """List (file, class id) of one split, in sorted order.
 
@@ -68,10 +74,10 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     root = Path(root)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}", f"choose one of {SPLITS}")
-    if (root / split).is_dir():
-        folder, prefix = root / split, ""
-    elif split != "train" and (root / "test").is_dir():  # FER2013 layout
+    if split != "train" and is_fer2013_layout(root):
         folder, prefix = root / "test", FER2013_PREFIXES[split]
+    elif (root / split).is_dir():
+        folder, prefix = root / split, ""
     else:
         raise DatasetError(
             f"{root} has no {split!r} split",

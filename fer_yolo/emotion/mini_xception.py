@@ -105,16 +105,21 @@ class MiniXception(nn.Module):
 def keras_layer_map() -> dict[str, str]:
     """Keras layer name in emotion_model.hdf5 -> module name in MiniXception."""
     names = {
-        "conv2d_1": "conv1", "batch_normalization_1": "bn1",
-        "conv2d_2": "conv2", "batch_normalization_2": "bn2",
+        "conv2d_1": "conv1",
+        "batch_normalization_1": "bn1",
+        "conv2d_2": "conv2",
+        "batch_normalization_2": "bn2",
         "conv2d_7": "head",
     }
     for i in range(len(BLOCK_WIDTHS)):
         b = f"blocks.{i}"
         names |= {
-            f"separable_conv2d_{2 * i + 1}": f"{b}.sep1", f"batch_normalization_{3 * i + 4}": f"{b}.bn1",
-            f"separable_conv2d_{2 * i + 2}": f"{b}.sep2", f"batch_normalization_{3 * i + 5}": f"{b}.bn2",
-            f"conv2d_{i + 3}": f"{b}.shortcut", f"batch_normalization_{3 * i + 3}": f"{b}.shortcut_bn",
+            f"separable_conv2d_{2 * i + 1}": f"{b}.sep1",
+            f"batch_normalization_{3 * i + 4}": f"{b}.bn1",
+            f"separable_conv2d_{2 * i + 2}": f"{b}.sep2",
+            f"batch_normalization_{3 * i + 5}": f"{b}.bn2",
+            f"conv2d_{i + 3}": f"{b}.shortcut",
+            f"batch_normalization_{3 * i + 3}": f"{b}.shortcut_bn",
         }
     return names
 
@@ -206,6 +211,7 @@ def load_mini_xception(path: str | Path, device: str | torch.device = "cpu") -> 
     expected = {k for k in own if not k.endswith("num_batches_tracked")}
     if set(state) != expected or any(own[k].shape != state[k].shape for k in state):
         raise WeightsError(f"{path}: tensors do not match the mini-Xception architecture", WEIGHTS_HINT)
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    model.load_state_dict(tensors, strict=False)  # strict=False: num_batches_tracked has no Keras counterpart
     LOGGER.info("loaded mini-Xception weights from %s (%d tensors)", path, len(state))
     return model.to(device).eval()

