@@ -6,7 +6,6 @@ plus optionally `ferplus_test`: the FER2013 PrivateTest images with their FER+ c
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -15,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_yolo.data.convert.ferplus import list_ferplus
 from fer_yolo.data.crops import CropSet, load_crops, read_crop
-from fer_yolo.emotion.labels import EMOTIONS, emotion_id
+from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import DatasetError, WeightsError
@@ -27,19 +27,6 @@ from fer_yolo.utils.io import atomic_path, load_checkpoint, write_json, write_te
 
 LOGGER = logging.getLogger(__name__)
 
-#: Vote columns of FER+ label.csv, after the image name and the face box.
-FERPLUS_COLUMNS = (
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-    "unknown",
-    "NF",
-)
 FERPLUS_SPLIT = "ferplus_test"
 
 
@@ -49,41 +36,24 @@ def load_split(root: str | Path, split: str, pre: Preprocess) -> CropSet:
 
 
 def load_ferplus_test(fer2013_root: str | Path, ferplus_root: str | Path, pre: Preprocess) -> CropSet:
-    """FER2013 PrivateTest images with FER+ labels (the class with the most of the 10 votes).
+    """FER2013 PrivateTest images with FER+ majority labels (one emotion has > half of the votes).
 
-    Images whose top vote is tied, or goes to contempt, unknown or not-a-face, are left out, as are
-    images that match two FER2013 files (ambiguous duplicates).
+    The same rule as `fer-yolo convert --format ferplus` (`votes_to_label`): images whose voters
+    said unknown or not-a-face, or gave no emotion a majority, are left out.
 
     Args:
         fer2013_root: FER2013 image-folder dataset (train/, test/).
         ferplus_root: Folder with FER2013Test/label.csv and ferplus_to_fer2013_jpg.csv.
         pre: Size and channels to read the crops at.
     """
-    fer2013_root, ferplus_root = Path(fer2013_root), Path(ferplus_root)
-    labels_csv = ferplus_root / "FER2013Test" / "label.csv"
-    map_csv = ferplus_root / "ferplus_to_fer2013_jpg.csv"
-    if not labels_csv.is_file() or not map_csv.is_file():
-        raise DatasetError(
-            f"FER+ labels not found under {ferplus_root}",
-            "expected FER2013Test/label.csv and ferplus_to_fer2013_jpg.csv (FER+ votes on FER2013 files)",
-        )
-    with map_csv.open(newline="") as f:
-        rows = csv.DictReader(f)
-        to_jpg = {r["ferplus_png"]: r["fer2013_jpg"] for r in rows if r["ambiguous_duplicate"] == "0"}
-    class_of_column = [emotion_id(c) for c in FERPLUS_COLUMNS]
+    items, _ = list_ferplus(Path(ferplus_root), Path(fer2013_root), "majority")
     images, labels, paths = [], [], []
-    with labels_csv.open(newline="") as f:
-        for row in csv.reader(f):
-            votes = np.array(row[2:], np.int64)
-            top = np.flatnonzero(votes == votes.max())
-            cid = class_of_column[top[0]]
-            if len(top) != 1 or cid is None or row[0] not in to_jpg:
-                continue
-            img = read_crop(fer2013_root / to_jpg[row[0]], pre.input_size, pre.in_chans)
-            if img is not None:
-                images.append(img)
-                labels.append(cid)
-                paths.append(str(fer2013_root / to_jpg[row[0]]))
+    for item in (i for i in items if i.split == "test"):
+        img = read_crop(Path(item.source), pre.input_size, pre.in_chans)
+        if img is not None:
+            images.append(img)
+            labels.append(item.label)
+            paths.append(item.source)
     if not labels:
         raise DatasetError(f"no usable FER+ test images under {fer2013_root}", "check the FER2013 folder")
     return CropSet(np.stack(images), np.asarray(labels, np.int64), paths)

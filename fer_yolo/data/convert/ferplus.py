@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_yolo.data.convert.items import Item
-from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.errors import DatasetError
 
 #: label.csv vote columns after the name and the box.
@@ -24,8 +24,6 @@ VOTE_COLUMNS = (
     "unknown",
     "NF",
 )
-#: Vote column -> EMOTIONS index (contempt, unknown and not-a-face have none).
-_TO_EMOTION = {"neutral": 6, "happiness": 3, "surprise": 5, "sadness": 4, "anger": 0, "disgust": 1, "fear": 2}
 FOLDER_SPLIT = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
 MAPPING_FILE = "ferplus_to_fer2013_jpg.csv"
 
@@ -40,8 +38,9 @@ def votes_to_label(votes: np.ndarray, mode: str) -> tuple[int | None, tuple[floa
     if votes.sum() == 0 or votes.argmax() >= VOTE_COLUMNS.index("unknown"):
         return None, None, "FER+ voters: unknown or not a face"
     emo = np.zeros(len(EMOTIONS))
-    for col, idx in _TO_EMOTION.items():
-        emo[idx] = votes[VOTE_COLUMNS.index(col)]
+    for col, n in zip(VOTE_COLUMNS, votes):
+        if emotion_id(col) is not None:  # contempt, unknown and not-a-face have no emotion id
+            emo[emotion_id(col)] = n
     if emo.sum() == 0:
         return None, None, "FER+ votes only for contempt"
     label = int(emo.argmax())
