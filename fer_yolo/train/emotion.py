@@ -27,6 +27,7 @@ from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -193,7 +194,7 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
     held_out = [val]
     try:
         held_out.append(load_crops(cfg.data, "test", s, c))
-    except Exception:  # a dataset without a test split has nothing more to leak into
+    except DatasetError:  # a dataset without a test split has nothing more to leak into
         pass
     train, removed = drop_leaks(train, *held_out)
     LOGGER.info(

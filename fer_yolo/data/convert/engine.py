@@ -27,6 +27,7 @@ from fer_yolo.data.crop_augment import augmented_copies
 from fer_yolo.data.crops import SPLITS
 from fer_yolo.data.images import BadImage, decode_image
 from fer_yolo.data.yolo_format import label_lines, write_data_yaml
+from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.errors import ConfigError, DatasetError
 from fer_yolo.utils.io import atomic_path, write_json
@@ -126,11 +127,9 @@ class ItemProcessor:
         self.s, self.out = s, out
         self._detector = None
 
-    def detector(self):
-        if self._detector is None:
-            from fer_yolo.detectors.mtcnn import MtcnnDetector
-
-            self._detector = MtcnnDetector(min_face_size=self.s.min_face)
+    def detector(self) -> FaceDetector:
+        if self._detector is None:  # built on first use, inside the worker process
+            self._detector = build_detector(self.s.detector, min_face_size=self.s.min_face)
         return self._detector
 
     def __call__(self, item: Item) -> dict:
