@@ -11,8 +11,6 @@ from fer_yolo import __version__
 from fer_yolo.config import load_config, parse_assignment
 from fer_yolo.errors import ConfigError, FerYoloError
 
-LOGGER = logging.getLogger("fer_yolo")
-
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
@@ -178,11 +176,10 @@ def run_train(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_eval(args: argparse.Namespace, cfg: dict) -> int:
-    from fer_yolo.utils.paths import data_root
-
     if args.target == "emotion":
-        return run_eval_emotion(args, data_root)
+        return run_eval_emotion(args)
     from fer_yolo.evaluation.detector_eval import evaluate_detectors
+    from fer_yolo.utils.paths import data_root
 
     specs = list(args.compare)
     if args.weights:
@@ -196,8 +193,9 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
     return 0
 
 
-def run_eval_emotion(args: argparse.Namespace, data_root) -> int:
+def run_eval_emotion(args: argparse.Namespace) -> int:
     from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
+    from fer_yolo.utils.paths import data_root
 
     data = Path(args.data) if args.data else data_root() / "fer2013"
     ferplus = args.ferplus or (str(data_root() / "ferplus") if not args.data and data_root(False) else None)

@@ -30,11 +30,6 @@ LOGGER = logging.getLogger(__name__)
 FERPLUS_SPLIT = "ferplus_test"
 
 
-def load_split(root: str | Path, split: str, pre: Preprocess) -> CropSet:
-    """Read one split at the model's input size and channels."""
-    return load_crops(root, split, pre.input_size, pre.in_chans)
-
-
 def load_ferplus_test(fer2013_root: str | Path, ferplus_root: str | Path, pre: Preprocess) -> CropSet:
     """FER2013 PrivateTest images with FER+ majority labels (one emotion has > half of the votes).
 
@@ -99,7 +94,7 @@ def evaluate_emotion(
     elif isinstance(data, Mapping):
         sets = dict(data)
     else:
-        sets = {s: load_split(data, s, pre) for s in splits}
+        sets = {s: load_crops(data, s, pre.input_size, pre.in_chans) for s in splits}
         if ferplus_root is not None:
             sets[FERPLUS_SPLIT] = load_ferplus_test(data, ferplus_root, pre)
     model = model.to(dev).eval()
