@@ -101,12 +101,78 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
     _common(ee)
+    for name, help_text, project in (
+        (
+            "stream",
+            "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders",
+            "stream",
+        ),
+        ("predict", "faces + emotions on images (or videos): annotated copies + JSON", "predict"),
+    ):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument(
+            "source", nargs="?", help="0 (webcam) | video.mp4 | rtsp://... | image | folder | glob"
+        )
+        s.add_argument("--source", dest="source_opt", metavar="SOURCE", help="same as the positional source")
+        _pipeline_options(s)
+        s.set_defaults(project=f"runs/{project}")
+        _common(s)
     return parser
+
+
+def _pipeline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", help="yolo (default) | mtcnn (the original system's detector)")
+    p.add_argument("--weights", help="YOLO face weights (default: weights/face_yolo11n.pt)")
+    p.add_argument(
+        "--emotion-weights", help="emotion head (default: the shipped weights; .hdf5: mini-Xception)"
+    )
+    p.add_argument("--imgsz", type=int, help="YOLO inference size, pixels")
+    p.add_argument("--conf", type=float, help="face confidence reported")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--no-track", dest="track", action="store_false", default=None, help="no tracking/smoothing"
+    )
+    p.add_argument("--vid-stride", type=int, help="video files: every n-th frame")
+    p.add_argument("--show", action="store_true", default=None, help="show a window (needs a display)")
+    p.add_argument(
+        "--no-save", dest="save", action="store_false", default=None, help="no annotated video/images"
+    )
+    p.add_argument(
+        "--no-json", dest="save_json", action="store_false", default=None, help="no JSON Lines timeline"
+    )
+    p.add_argument("--no-csv", dest="save_csv", action="store_false", default=None, help="no CSV timeline")
+    p.add_argument("--bars", action="store_true", default=None, help="draw probability bars beside faces")
+    p.add_argument("--max-frames", type=int, help="stop each source after N frames")
+    p.add_argument("--project", dest="project_opt", help="parent folder of run folders")
+    p.add_argument("--name", help="run folder name")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     if args.command == "eval":
         return {}
+    if args.command in ("stream", "predict"):
+        pipeline = {
+            "detector": args.detector,
+            "detector_weights": args.weights,
+            "emotion_weights": args.emotion_weights,
+            "imgsz": args.imgsz,
+            "conf": args.conf,
+            "device": args.device,
+            "track": args.track,
+        }
+        stream = {
+            "source": args.source_opt or args.source,
+            "vid_stride": args.vid_stride,
+            "show": args.show,
+            "save": args.save,
+            "save_json": args.save_json,
+            "save_csv": args.save_csv,
+            "bars": args.bars,
+            "max_frames": args.max_frames,
+            "project": args.project_opt or args.project,
+            "name": args.name,
+        }
+        return {"pipeline": pipeline, "stream": stream}
     if args.command == "convert":
         kinds = {"both": ["crops", "yolo"], "crops": ["crops"], "yolo": ["yolo"], None: None}[args.kind]
         section = {
@@ -205,7 +271,35 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": run_convert, "train": run_train, "eval": run_eval}
+def run_stream(args: argparse.Namespace, cfg: dict) -> int:
+    from fer_yolo.pipeline import Pipeline
+    from fer_yolo.runner import run
+
+    if not cfg["stream"]["source"]:
+        raise ConfigError(
+            "no source given", "pass a source: 0 (webcam), a video, an rtsp:// URL, images or a folder"
+        )
+    report = run(Pipeline.from_config(cfg["pipeline"]), cfg["stream"], quiet=args.quiet)
+    for s in report.sources:
+        extra = f", {s['dropped']} dropped" if "dropped" in s else ""
+        skipped = f", {len(s['skipped'])} unreadable skipped" if s.get("skipped") else ""
+        print(
+            f"{s['source']}: {s['frames']} frames, {s['fps']} fps, {s['faces_tracks']} tracks{extra}{skipped}"
+        )
+    print(f"outputs: {report.run_dir}")
+    if report.interrupted:
+        print("interrupted: every output written so far is complete", file=sys.stderr)
+        return 130
+    return 0
+
+
+COMMANDS = {
+    "convert": run_convert,
+    "train": run_train,
+    "eval": run_eval,
+    "stream": run_stream,
+    "predict": run_stream,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

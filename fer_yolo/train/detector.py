@@ -31,6 +31,10 @@ class DetectorTrainConfig:
     threads: int
     workers: int
     patience: int
+    optimizer: str
+    lr0: float
+    lrf: float
+    warmup_epochs: float
     cos_lr: bool
     close_mosaic: int
     mosaic: float

@@ -35,6 +35,7 @@ from fer_yolo.utils.device import cpu_has_fast_bf16, select_device
 from fer_yolo.utils.io import atomic_path, increment_dir, load_checkpoint, save_checkpoint, write_text
 
 LOGGER = logging.getLogger(__name__)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -75,6 +76,8 @@ class EmotionTrainConfig:
 
     @property
     def preprocess(self) -> Preprocess:
+        if self.imagenet:  # ImageNet-initialised networks keep the statistics they were trained with
+            return Preprocess(self.input_size, self.in_chans, IMAGENET_MEAN, IMAGENET_STD)
         return Preprocess(self.input_size, self.in_chans, (0.5,) * self.in_chans, (0.5,) * self.in_chans)
 
 

@@ -32,3 +32,14 @@ def data_root(required: bool = True) -> Path | None:
             "set FER_YOLO_DATA to the folder holding fer2013/, widerface/ ...",
         )
     return None
+
+
+#: Shipped weight files (in weights/ of the checkout, or $FER_YOLO_WEIGHTS), by role.
+SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_resnet34.pt"}
+
+
+def default_weights(role: str) -> Path:
+    """Path of the shipped weights for `role` (detector | emotion): $FER_YOLO_WEIGHTS or weights/."""
+    env = os.environ.get("FER_YOLO_WEIGHTS")
+    folder = Path(env).expanduser() if env else REPO_ROOT / "weights"
+    return folder / SHIPPED_WEIGHTS[role]

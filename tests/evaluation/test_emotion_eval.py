@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from fer_yolo.data.crops import CropSet
+from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import WeightsError
-from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_emotion_model, plot_confusion
+from fer_yolo.evaluation.emotion_eval import evaluate_emotion, plot_confusion
 
 #: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
 RAW = Preprocess(input_size=4, in_chans=1, mean=(0.0,), std=(1.0,))

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from fer_yolo.data.convert.fer2013 import list_crop_folders, list_fer2013_csv
 from fer_yolo.data.convert.ferplus import MAPPING_FILE, list_ferplus
 from fer_yolo.data.convert.items import Item, assign_keys, hash_items, ratio_split, resolve_duplicates
-from fer_yolo.data.convert.photos import MULTI_FACE_POLICIES, list_photos, select_faces, square_crop
+from fer_yolo.data.convert.photos import MULTI_FACE_POLICIES, list_photos, select_faces
 from fer_yolo.data.convert.widerface import find_gt_files, list_widerface
 from fer_yolo.data.crop_augment import augmented_copies
 from fer_yolo.data.crops import SPLITS
@@ -29,6 +29,7 @@ from fer_yolo.data.images import BadImage, decode_image
 from fer_yolo.data.yolo_format import label_lines, write_data_yaml
 from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
+from fer_yolo.emotion.preprocess import square_crop
 from fer_yolo.errors import ConfigError, DatasetError
 from fer_yolo.utils.io import atomic_path, write_json
 

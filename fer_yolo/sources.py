@@ -1,0 +1,322 @@
+"""Frame sources: webcams, RTSP/HTTP streams, video files, images, folders and globs.
+
+`open_sources(spec)` classifies the spec once and yields one `FrameSource` per input: a folder of
+videos gives one source per video (so tracks and outputs restart per video), its images one
+`ImageSource` for all of them. Every source is a context manager and an iterator of `Frame`s.
+
+Live sources (webcam, rtsp://, http(s)://) read in a daemon thread that keeps only the newest frame,
+so processing never falls behind real time: frames that arrive while one is being processed are
+dropped and counted. Network streams that drop are re-opened with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_yolo.data.images import BadImage, decode_image
+from fer_yolo.errors import SourceError
+
+LOGGER = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One BGR uint8 (H, W, 3) frame.
+
+    Attributes:
+        image: The pixels.
+        index: Frame number in its source (video frame index; image number in an image set).
+        t_s: Time in seconds: media time for files, seconds since opening for live sources.
+        name: Where it came from (file path for images, source name otherwise).
+    """
+
+    image: np.ndarray
+    index: int
+    t_s: float
+    name: str
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a sink needs to know about a source.
+
+    Attributes:
+        name: Display name (file name, URL or "webcam 0").
+        stem: Safe file-name stem for this source's outputs.
+        fps: Frames per second (after --vid-stride), or None for image sets.
+        resolution_wh: (width, height) of the first frame, or None for image sets.
+        total_frames: Frames that will be yielded, or None when unknown (live sources).
+        live: True for webcams and network streams.
+    """
+
+    name: str
+    stem: str
+    fps: float | None
+    resolution_wh: tuple[int, int] | None
+    total_frames: int | None
+    live: bool
+
+
+class FrameSource:
+    """Base class: iterate over Frames, then close() (also via `with`)."""
+
+    info: SourceInfo
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _safe_stem(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep.strip("._")[:80] or "source"
+
+
+class VideoFileSource(FrameSource):
+    """Every frame of a video file (or every `vid_stride`-th), with media timestamps.
+
+    Raises:
+        SourceError: The file cannot be opened as a video.
+    """
+
+    def __init__(self, path: str | Path, vid_stride: int = 1) -> None:
+        self.path = Path(path)
+        self.vid_stride = max(1, int(vid_stride))
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            raise SourceError(f"cannot open video {self.path}", "check the path and that the file is a video")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 30.0  # some containers report 0 or garbage
+        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.info = SourceInfo(
+            name=str(self.path),
+            stem=_safe_stem(self.path.stem),
+            fps=self.fps / self.vid_stride,
+            resolution_wh=(w, h),
+            total_frames=-(-n // self.vid_stride) if n > 0 else None,
+            live=False,
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, image = self.cap.read()
+            if not ok:
+                return
+            yield Frame(image, index, index / self.fps, self.info.name)
+            for _ in range(self.vid_stride - 1):  # grab() skips decoding the frames we drop
+                index += 1
+                if not self.cap.grab():
+                    return
+            index += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageSource(FrameSource):
+    """A list of image files; unreadable ones are skipped, logged and listed in `skipped`."""
+
+    def __init__(self, paths: list[Path], name: str) -> None:
+        self.paths = paths
+        self.skipped: list[tuple[str, str]] = []
+        self.info = SourceInfo(name, _safe_stem(Path(name).stem), None, None, len(paths), live=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            try:
+                image = decode_image(path.read_bytes())
+            except (BadImage, OSError) as e:
+                LOGGER.warning("skipped %s: %s", path, e)
+                self.skipped.append((str(path), str(e)))
+                continue
+            yield Frame(image, i, 0.0, str(path))
+
+
+class LiveSource(FrameSource):
+    """A webcam or network stream read in a thread that keeps only the newest frame.
+
+    Args:
+        uri: Webcam index (int) or stream URL.
+        reconnect: Re-open a dropped network stream (with backoff) instead of ending.
+        max_backoff_s: Longest wait between reconnection attempts.
+        max_retries: Give up after this many failed reconnections in a row (0 = never).
+
+    Raises:
+        SourceError: The source cannot be opened at all.
+    """
+
+    def __init__(
+        self, uri: int | str, reconnect: bool = True, max_backoff_s: float = 8.0, max_retries: int = 0
+    ) -> None:
+        self.uri = uri
+        self.webcam = isinstance(uri, int)
+        self.reconnect = reconnect and not self.webcam
+        self.max_backoff_s, self.max_retries = max_backoff_s, max_retries
+        name = f"webcam {uri}" if self.webcam else str(uri)
+        self.cap = self._open()
+        if self.cap is None:
+            hint = (
+                "no camera at this index here (is one attached, and is this user allowed to use it?)"
+                if self.webcam
+                else "check the URL, credentials and that the server is up"
+            )
+            raise SourceError(f"cannot open {name}", hint)
+        ok, first = self.cap.read()
+        if not ok:
+            self.cap.release()
+            raise SourceError(
+                f"{name} opened but gave no frame", "check that the camera/stream is sending video"
+            )
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.info = SourceInfo(
+            name=name,
+            stem=_safe_stem(f"webcam{uri}" if self.webcam else str(uri).split("://", 1)[-1]),
+            fps=fps if 0 < fps < 1000 else 30.0,
+            resolution_wh=(first.shape[1], first.shape[0]),
+            total_frames=None,
+            live=True,
+        )
+        self.dropped = 0  # frames replaced before the consumer took them
+        self.reconnects = 0
+        self._lock = threading.Condition()
+        self._latest: tuple[np.ndarray, int] | None = (first, 0)
+        self._stop = threading.Event()
+        self._ended = False
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._reader, name=f"capture {name}", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> cv2.VideoCapture | None:
+        cap = cv2.VideoCapture(self.uri)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # webcams: do not queue stale frames in the driver
+            return cap
+        cap.release()
+        return None
+
+    def _reader(self) -> None:
+        index, failures = 1, 0
+        while not self._stop.is_set():
+            ok, image = self.cap.read() if self.cap is not None else (False, None)
+            if ok:
+                failures = 0
+                with self._lock:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = (image, index)
+                    self._lock.notify()
+                index += 1
+                continue
+            if not self.reconnect:
+                break
+            if self.cap is not None:
+                self.cap.release()
+                self.cap = None
+            failures += 1
+            if self.max_retries and failures > self.max_retries:
+                LOGGER.error("%s: gave up after %d reconnection attempts", self.info.name, failures - 1)
+                break
+            wait = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
+            LOGGER.warning(
+                "%s: stream lost; reconnecting in %.1f s (attempt %d)", self.info.name, wait, failures
+            )
+            if self._stop.wait(wait):
+                break
+            self.cap = self._open()
+            if self.cap is not None:
+                self.reconnects += 1
+                LOGGER.warning("%s: reconnected", self.info.name)
+        with self._lock:
+            self._ended = True
+            self._lock.notify()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._latest is not None or self._ended)
+                if self._latest is None:
+                    return
+                (image, index), self._latest = self._latest, None
+            yield Frame(image, index, time.monotonic() - self._t0, self.info.name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.cap is not None:
+            self.cap.release()
+
+
+def _expand(spec: str) -> list[Path]:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif any(c in spec for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(Path(spec).expanduser()), recursive=True))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise SourceError(
+            f"source not found: {spec}", "pass a webcam index, a URL, a file, a folder or a glob"
+        )
+    return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
+
+
+def is_live(spec: str) -> bool:
+    """True for webcam indexes and stream URLs."""
+    return spec.isdigit() or spec.lower().startswith(STREAM_PREFIXES)
+
+
+def open_sources(spec: str, vid_stride: int = 1, reconnect: bool = True) -> Iterator[FrameSource]:
+    """Yield the sources a --source spec names, each opened only when reached.
+
+    Args:
+        spec: Webcam index ("0"), stream URL, video or image file, folder (searched recursively) or glob.
+        vid_stride: Keep every n-th frame of video files.
+        reconnect: Re-open dropped network streams.
+
+    Raises:
+        SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.
+    """
+    if is_live(spec):
+        yield LiveSource(int(spec) if spec.isdigit() else spec, reconnect=reconnect)
+        return
+    files = _expand(spec)
+    if not files:
+        raise SourceError(
+            f"no images or videos in {spec}", f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}"
+        )
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if images:
+        yield ImageSource(images, spec if len(images) > 1 else str(images[0]))
+    for video in (p for p in files if p.suffix.lower() in VIDEO_SUFFIXES):
+        try:
+            source = VideoFileSource(video, vid_stride)
+        except SourceError:
+            if len(files) == 1:
+                raise
+            LOGGER.warning("skipped %s: cannot open as a video", video)
+            continue
+        yield source
