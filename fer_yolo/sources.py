@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -163,15 +164,21 @@ class LiveSource(FrameSource):
         reconnect: Re-open a dropped network stream (with backoff) instead of ending.
         max_backoff_s: Longest wait between reconnection attempts.
         max_retries: Give up after this many failed reconnections in a row (0 = never).
+        timeout_s: Network streams: longest wait to open, or for a frame, before reconnecting.
 
     Raises:
         SourceError: The source cannot be opened at all.
     """
 
     def __init__(
-        self, uri: int | str, reconnect: bool = True, max_backoff_s: float = 8.0, max_retries: int = 0
+        self,
+        uri: int | str,
+        reconnect: bool = True,
+        max_backoff_s: float = 8.0,
+        max_retries: int = 0,
+        timeout_s: float = 5.0,
     ) -> None:
-        self.uri = uri
+        self.uri, self.timeout_s = uri, timeout_s
         self.webcam = isinstance(uri, int)
         self.reconnect = reconnect and not self.webcam
         self.max_backoff_s, self.max_retries = max_backoff_s, max_retries
@@ -210,7 +217,15 @@ class LiveSource(FrameSource):
         self._thread.start()
 
     def _open(self) -> cv2.VideoCapture | None:
-        cap = cv2.VideoCapture(self.uri)
+        if self.webcam:
+            cap = cv2.VideoCapture(self.uri)
+        else:
+            # RTSP over TCP unless the user set FFmpeg options: no lost packets, and a dead server is noticed
+            # at once. Bounded open/read waits turn a silent stream into a reconnection instead of a hang.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+            timeout_ms = int(self.timeout_s * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, params)
         if cap.isOpened():
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # webcams: do not queue stale frames in the driver
             return cap

@@ -1,0 +1,200 @@
+"""The pipeline end to end on real media: shipped face weights + the mini-Xception head (emotion baseline)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_yolo.config import load_config
+from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.runner import run
+
+
+@pytest.fixture(scope="module")
+def cfg(face_weights: Path, mini_xception_hdf5: Path) -> dict:
+    over = {
+        "detector_weights": str(face_weights),
+        "emotion_weights": str(mini_xception_hdf5),
+        "device": "cpu",
+    }
+    return load_config(overrides={"pipeline": over})
+
+
+@pytest.fixture(scope="module")
+def pipeline(cfg: dict) -> Pipeline:
+    return Pipeline.from_config(cfg["pipeline"])
+
+
+def stream_cfg(cfg: dict, source: Path, out: Path, **over) -> dict:
+    return {**cfg["stream"], "source": str(source), "project": str(out), "name": "run", **over}
+
+
+def test_multi_face_photo_gets_one_result_per_face(pipeline: Pipeline, media: Path):
+    image = cv2.imread(str(media / "facenet_pytorch/multiface.jpg"))
+    faces, latency = pipeline.process(image)
+    assert len(faces) == 6  # the TV-cast photo has 6 faces
+    probs = faces.data[EMOTION_PROBS_KEY]
+    assert probs.shape == (6, len(EMOTIONS)) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert list(faces.data[EMOTION_KEY]) == [EMOTIONS[i] for i in probs.argmax(1)]
+    assert faces.tracker_id is None and set(latency) == {"detect", "track", "classify", "total"}
+    assert len(pipeline.process(cv2.imread(str(media / "dlib_faces/dogs.jpg")))[0]) == 0
+
+
+@pytest.mark.slow
+def test_stream_of_a_real_video_writes_video_timeline_and_summary(
+    cfg: dict, pipeline: Pipeline, media, tmp_path
+):
+    clip = media / "sihanwang_video/test.mp4"  # 1280x720, 29.3 fps, 132 frames, one person facing the camera
+    report = run(pipeline, stream_cfg(cfg, clip, tmp_path), quiet=True)
+    out = report.run_dir
+    cap = cv2.VideoCapture(str(out / "test.mp4"))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 132
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (1280, 720)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(29.3, abs=0.05)
+    records = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(132))  # one row per frame
+    with_face = [r for r in records if r["faces"]]
+    assert len(with_face) >= 0.9 * 132
+    ids = Counter(f["track_id"] for r in records for f in r["faces"])
+    assert ids.most_common(1)[0][1] >= 0.85 * 132  # one face, one id for nearly the whole clip
+    summary = json.loads((out / "test_summary.json").read_text())
+    main = max(summary["tracks"], key=lambda t: t["frames"])
+    assert main["dominant_emotion"] in EMOTIONS and sum(main["emotion_s"].values()) == pytest.approx(
+        main["frames"] / 29.3, abs=0.05
+    )
+    assert (out / "test_emotions.png").is_file() and (out / "test.csv").is_file()
+    assert report.sources[0]["frames"] == 132 and not report.interrupted
+
+
+def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pipeline, media, tmp_path):
+    report = run(pipeline, stream_cfg(cfg, media / "face_recognition/*.jpg", tmp_path), quiet=True)
+    out = report.run_dir
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    counts = {Path(r["source"]).name: len(r["faces"]) for r in records}
+    assert (
+        counts["obama.jpg"] == 1 and counts["kit_with_rose.jpg"] == 2 and counts["alex_lacamoire1.jpg"] == 1
+    )
+    for name in counts:
+        annotated, original = (
+            cv2.imread(str(out / "images" / name)),
+            cv2.imread(str(media / "face_recognition" / name)),
+        )
+        assert annotated.shape == original.shape and not np.array_equal(annotated, original)
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_yolo.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("/no/such/clip.mp4", "source not found"), ("0", "cannot open webcam 0")],
+)
+def test_cli_reports_unopenable_sources_without_traceback(
+    source: str, message: str, cfg: dict, tmp_path: Path
+):
+    proc = _cli(
+        "stream", source, "--project", str(tmp_path), "--emotion-weights", cfg["pipeline"]["emotion_weights"]
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_finalises_every_output(cfg: dict, media: Path, tmp_path: Path):
+    clip = media / "taiwan_vlog/vlog.mp4"  # 1,504 frames: far from done when interrupted
+    weights = cfg["pipeline"]
+    proc = _cli(
+        "stream",
+        str(clip),
+        "--project",
+        str(tmp_path),
+        "--name",
+        "run",
+        "--device",
+        "cpu",
+        "--weights",
+        weights["detector_weights"],
+        "--emotion-weights",
+        weights["emotion_weights"],
+        "-q",
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait until some frames are written
+        tmp = list((tmp_path / "run").glob(".vlog.jsonl.*"))
+        if tmp and tmp[0].stat().st_size > 2000:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    lines = (tmp_path / "run/vlog.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 1504
+    frames = cv2.VideoCapture(str(tmp_path / "run/vlog.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)
+    assert frames == len(lines)
+    report = json.loads((tmp_path / "run/report.json").read_text())
+    assert report["interrupted"] and report["sources"][0]["frames"] == len(lines)
+    assert (tmp_path / "run/vlog_summary.json").is_file()
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
+def test_long_stream_keeps_memory_flat(cfg: dict, media: Path, tmp_path: Path):
+    clip, looped = media / "face_recognition/short_hamilton_clip.mp4", tmp_path / "looped.mp4"
+    writer = cv2.VideoWriter(str(looped), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
+    for _ in range(8):  # 8 x 275 = 2,200 frames
+        cap = cv2.VideoCapture(str(clip))
+        while (frame := cap.read()[1]) is not None:
+            writer.write(frame)
+    writer.release()
+    weights = cfg["pipeline"]
+    proc = _cli(
+        "stream",
+        str(looped),
+        "--project",
+        str(tmp_path),
+        "--name",
+        "run",
+        "--device",
+        "cpu",
+        "--weights",
+        weights["detector_weights"],
+        "--emotion-weights",
+        weights["emotion_weights"],
+        "-q",
+    )
+    samples = []
+    while proc.poll() is None:
+        jsonl = list((tmp_path / "run").glob(".looped.jsonl.*"))
+        frames = sum(1 for _ in jsonl[0].open()) if jsonl else 0
+        if frames > 300:  # after warm-up: every allocation pool has been sized
+            samples.append(_rss_mb(proc.pid))
+        time.sleep(2)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert len((tmp_path / "run/looped.jsonl").read_text().splitlines()) == 2200
+    assert len(samples) >= 5 and max(samples) - samples[0] < 40, samples

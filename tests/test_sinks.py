@@ -1,0 +1,65 @@
+"""Output sinks: timeline rows and columns, finalised files after an interruption, the run summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.sinks import TIMELINE_COLUMNS, RunSummary, TimelineSink, VideoSink
+
+
+def faces(tracker_ids: list[int], emotion_ids: list[int]) -> sv.Detections:
+    n = len(tracker_ids)
+    d = sv.Detections(
+        xyxy=np.tile(np.array([[10, 20, 30, 40]], np.float32), (n, 1)),
+        confidence=np.full(n, 0.9, np.float32),
+        class_id=np.zeros(n, int),
+        tracker_id=np.array(tracker_ids, int),
+    )
+    d.data[EMOTION_PROBS_KEY] = np.eye(len(EMOTIONS), dtype=np.float32)[emotion_ids]
+    return d
+
+
+def test_timeline_is_complete_even_when_the_run_is_interrupted(tmp_path: Path):
+    with pytest.raises(KeyboardInterrupt), TimelineSink(tmp_path / "t.jsonl", tmp_path / "t.csv") as sink:
+        sink.write(0, 0.0, faces([1, 2], [3, 6]), "clip.mp4")
+        sink.write(1, 0.04, faces([], []), "clip.mp4")
+        raise KeyboardInterrupt
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == [0, 1] and records[1]["faces"] == []
+    assert [f["emotion"] for f in records[0]["faces"]] == ["happy", "neutral"]
+    with (tmp_path / "t.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == TIMELINE_COLUMNS and len(rows) == 2
+    assert rows[1]["track_id"] == "2" and float(rows[1]["p_neutral"]) == 1.0
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_video_sink_writes_a_playable_file_with_fps_and_size(tmp_path: Path):
+    with VideoSink(tmp_path / "v.mp4", 12.5, (64, 48)) as sink:
+        for i in range(10):
+            sink.write(np.full((48, 64, 3), i * 20, np.uint8))
+        sink.write(np.zeros((96, 128, 3), np.uint8))  # other sizes are resized
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 11 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.5)
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (64, 48)
+
+
+def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: Path):
+    summary = RunSummary(fps=10.0)
+    for i in range(10):
+        summary.add(i / 10, faces([4, -1], [3 if i < 7 else 4, 0]))
+    summary.write(tmp_path / "s.json", tmp_path / "s.png")
+    out = json.loads((tmp_path / "s.json").read_text())
+    assert out["frames"] == 10 and len(out["tracks"]) == 1  # faces not yet on a track have no entry
+    track = out["tracks"][0]
+    assert track["dominant_emotion"] == "happy" and track["emotion_s"] == {"happy": 0.7, "sad": 0.3}
+    assert track["first_t_s"] == 0.0 and track["last_t_s"] == 0.9
+    assert cv2.imread(str(tmp_path / "s.png")) is not None

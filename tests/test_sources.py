@@ -1,0 +1,89 @@
+"""Frame sources on real media: counts, strides, folders, unreadable files, live capture, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_yolo.errors import SourceError
+from fer_yolo.sources import ImageSource, LiveSource, VideoFileSource, is_live, open_sources
+
+CLIP = "face_recognition/short_hamilton_clip.mp4"  # 640x360, 29.97 fps, 275 frames
+
+
+def test_video_file_yields_every_frame_with_media_time(media: Path):
+    with VideoFileSource(media / CLIP) as source:
+        frames = list(source)
+    assert source.info.resolution_wh == (640, 360) and source.info.total_frames == 275
+    assert len(frames) == 275 and [f.index for f in frames[:3]] == [0, 1, 2]
+    assert frames[0].image.shape == (360, 640, 3)
+    assert frames[-1].t_s == pytest.approx(274 / 29.97, abs=0.01)
+
+
+def test_vid_stride_keeps_every_nth_frame(media: Path):
+    with VideoFileSource(media / CLIP, vid_stride=4) as source:
+        frames = list(source)
+    assert source.info.total_frames == len(frames) == 69  # ceil(275 / 4)
+    assert [f.index for f in frames[:3]] == [0, 4, 8]
+    assert source.info.fps == pytest.approx(29.97 / 4, abs=0.01)
+
+
+def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, tmp_path: Path):
+    folder = tmp_path / "in put"  # a path with a space
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(media / "face_recognition/obama.jpg", folder / "a.jpg")
+    (folder / "sub/broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (folder / "notes.txt").write_text("ignored")
+    shutil.copy(media / CLIP, folder / "sub/clip.mp4")
+    sources = list(open_sources(str(folder)))
+    assert [type(s) for s in sources] == [ImageSource, VideoFileSource]
+    images = list(sources[0])
+    assert [Path(f.name).name for f in images] == ["a.jpg"]
+    assert [Path(p).name for p, _ in sources[0].skipped] == ["broken.jpg"]
+    assert sources[1].info.stem == "clip"
+    for s in sources:
+        s.close()
+
+
+def test_glob_selects_matching_files(media: Path):
+    (source,) = open_sources(str(media / "face_recognition/obama*.jpg"))
+    assert sorted(Path(p).name for p in source.paths) == ["obama.jpg", "obama_and_biden.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("/no/such/video.mp4", "source not found"),
+        ("0", "cannot open webcam 0"),  # no camera on the test machines
+    ],
+)
+def test_unopenable_sources_are_clear_errors(spec: str, message: str):
+    with pytest.raises(SourceError, match=message):
+        list(open_sources(spec))
+
+
+def test_empty_folder_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(SourceError, match="no images or videos"):
+        list(open_sources(str(tmp_path)))
+
+
+def test_is_live():
+    assert is_live("0") and is_live("rtsp://127.0.0.1:8554/x") and is_live("http://host/stream.mjpg")
+    assert not is_live("video.mp4") and not is_live("folder/")
+
+
+def test_live_capture_keeps_only_the_newest_frame(media: Path):
+    # A file read as a live source arrives far faster than a slow consumer takes frames: the reader thread
+    # must replace unconsumed frames (counted as dropped) so the consumer never falls behind.
+    source = LiveSource(str(media / CLIP), reconnect=False)
+    taken = []
+    with source:
+        for frame in source:
+            taken.append(frame.index)
+            time.sleep(0.05)
+    assert source.dropped > 0
+    assert len(taken) + source.dropped == 275
+    assert taken == sorted(taken) and taken[-1] == 274  # in order, and the last frame is the newest one
