@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fer_yolo import __version__
 from fer_yolo.config import load_config, parse_assignment
+from fer_yolo.emotion.preprocess import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError
 
 
@@ -97,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
     ee.add_argument("--splits", nargs="+", default=["test", "val"], help="default: test val")
     ee.add_argument("--ferplus", help="FER+ folder: adds the FER+ test labels (default <data>/ferplus)")
-    ee.add_argument("--tta", action="store_true", help="average with the mirror image")
+    ee.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default="none",
+        help="test-time augmentation: flip (mirror) or multicrop (mirror x 5 crops + whole), default none",
+    )
     ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
     _common(ee)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def square_crop(image: np.ndarray, xyxy: np.ndarray, margin: float) -> np.ndarray:
@@ -101,3 +102,34 @@ class Preprocess:
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
+
+
+#: Test-time augmentation modes: the views whose softmax outputs are averaged.
+TTA_MODES = ("none", "flip", "multicrop")
+
+
+def tta_views(x: torch.Tensor, mode: str = "none", zoom: float = 1.125) -> list[torch.Tensor]:
+    """Views of a normalised batch (n, c, s, s) for test-time augmentation.
+
+    Args:
+        x: The batch.
+        mode: none (x), flip (x and its mirror) or multicrop (the mirror pair of the centre and the four
+            corner crops of x zoomed by `zoom`, plus x and its mirror: 12 views).
+        zoom: Multicrop zoom before cropping back to s x s.
+
+    Example:
+        >>> len(tta_views(torch.zeros(2, 1, 48, 48), "multicrop"))
+        12
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r}: choose one of {TTA_MODES}")
+    views = [x]
+    if mode == "multicrop":
+        s = x.shape[-1]
+        big = F.interpolate(x, scale_factor=zoom, mode="bilinear", align_corners=False)
+        m = big.shape[-1] - s
+        for top, left in ((m // 2, m // 2), (0, 0), (0, m), (m, 0), (m, m)):
+            views.append(big[..., top : top + s, left : left + s])
+    if mode != "none":
+        views += [v.flip(3) for v in views]
+    return views

@@ -69,7 +69,7 @@ def evaluate_emotion(
     data: str | Path | CropSet | Mapping[str, CropSet],
     splits: Iterable[str] = ("test", "val"),
     device: str | torch.device = "cpu",
-    tta: bool = False,
+    tta: str = "none",
     batch: int = 64,
     ferplus_root: str | Path | None = None,
 ) -> dict[str, dict]:
@@ -81,7 +81,7 @@ def evaluate_emotion(
         data: A dataset folder, one CropSet (evaluated as ``test``) or split name -> CropSet.
         splits: Splits to evaluate when `data` is a folder (test = PrivateTest, val = PublicTest for FER2013).
         device: Torch device spec ('cpu', 'cuda', 'auto', ...).
-        tta: Average the softmax of each crop with that of its mirror image.
+        tta: Test-time augmentation: none | flip | multicrop (see emotion.preprocess.tta_views).
         batch: Crops per forward pass.
         ferplus_root: If given (and `data` is a FER2013 folder), also evaluate ``ferplus_test``.
 
@@ -152,7 +152,7 @@ def evaluate_emotion_models(
     splits: Iterable[str] = ("test", "val"),
     ferplus_root: str | Path | None = None,
     device: str = "auto",
-    tta: bool = False,
+    tta: str = "none",
 ) -> str:
     """`fer-yolo eval emotion`: several models on the same splits, in one run.
 

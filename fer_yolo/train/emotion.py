@@ -26,7 +26,7 @@ from fer_yolo.config import defaults, merge
 from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
-from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
@@ -131,18 +131,23 @@ def predict_logits(
     device: torch.device,
     batch: int = 256,
     amp: bool = False,
-    tta: bool = False,
+    tta: str = "none",
 ) -> np.ndarray:
-    """Logits (n, k) float32 for uint8 crops (n, s, s, c); `tta` averages with the mirror image."""
+    """Logits (n, k) float32 for uint8 crops (n, s, s, c); with `tta` the log of the mean softmax over views.
+
+    `tta` is one of TTA_MODES (none, flip, multicrop): see emotion.preprocess.tta_views.
+    """
     model.eval()
     out = []
     for i in range(0, len(images_u8), batch):
         x = pre.normalize(torch.from_numpy(images_u8[i : i + batch]).to(device))
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(device, amp):
-            logits = model(x).float()
-            if tta:
-                logits = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)).log()
+            if tta == "none":
+                logits = model(x).float()
+            else:
+                views = tta_views(x, tta)
+                logits = torch.stack([model(v).float().softmax(1) for v in views]).mean(0).log()
         out.append(logits.cpu())
     return torch.cat(out).numpy()
 

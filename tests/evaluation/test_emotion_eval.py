@@ -50,8 +50,9 @@ def check_hand_computed(report: dict) -> None:
 def test_evaluate_crop_set_matches_hand_computed() -> None:
     result = evaluate_emotion(PixelClassifier(), RAW, crops(Y_PRED, Y_TRUE), batch=4)
     check_hand_computed(result["test"])
-    result = evaluate_emotion(PixelClassifier(), RAW, {"val": crops(Y_PRED, Y_TRUE)}, tta=True)
-    check_hand_computed(result["val"])  # constant crops: the mirror image changes nothing
+    for tta in ("flip", "multicrop"):
+        result = evaluate_emotion(PixelClassifier(), RAW, {"val": crops(Y_PRED, Y_TRUE)}, tta=tta)
+        check_hand_computed(result["val"])  # constant crops: mirror images and crops change nothing
 
 
 def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:

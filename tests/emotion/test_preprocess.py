@@ -1,0 +1,34 @@
+"""Face crops and test-time-augmentation views, checked on hand-made images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_yolo.emotion.preprocess import square_crop, tta_views
+
+
+def test_square_crop_is_centred_and_fills_outside_by_replicating_the_border():
+    image = np.arange(100 * 200, dtype=np.int32).reshape(100, 200) % 251
+    image = image.astype(np.uint8)
+    crop = square_crop(image, np.array([50, 40, 90, 60]), margin=0.25)  # 40x20 box -> side 60
+    assert crop.shape == (60, 60)
+    assert np.array_equal(crop, image[20:80, 40:100])
+    edge = square_crop(image, np.array([0, 0, 20, 20]), margin=0.5)  # 40x40 square centred on (10, 10)
+    assert edge.shape == (40, 40)
+    assert np.array_equal(edge[10:, 10:], image[:30, :30])
+    assert np.array_equal(edge[:10, 10:], np.repeat(image[:1, :30], 10, axis=0))  # rows above: top row copied
+    assert square_crop(image, np.array([500, 500, 520, 520]), 0.1).shape == (24, 24)  # off-frame box: blank
+
+
+def test_tta_views():
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    assert len(tta_views(x, "none")) == 1
+    plain, mirror = tta_views(x, "flip")
+    assert torch.equal(mirror, x.flip(3))
+    views = tta_views(x, "multicrop", zoom=1.25)  # 10x10 zoom: 5 crops + whole, each mirrored
+    assert len(views) == 12 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[6], x.flip(3)) and torch.equal(views[7], views[1].flip(3))
+    with pytest.raises(ValueError, match="unknown TTA mode"):
+        tta_views(x, "ten-crop")
