@@ -8,6 +8,7 @@ Two layouts are understood:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -36,12 +37,14 @@ class CropSet:
         labels: int64 (n,) class ids into EMOTIONS.
         paths: n source file paths.
         skipped: (path, reason) for files that could not be used.
+        soft: float32 (n, 7) label distributions (FER+ votes) where the dataset has them, else None.
     """
 
     images: np.ndarray
     labels: np.ndarray
     paths: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -49,7 +52,8 @@ class CropSet:
     def subset(self, keep: np.ndarray) -> CropSet:
         """The crops where boolean mask or index array `keep` selects them."""
         idx = np.flatnonzero(keep) if keep.dtype == bool else keep
-        return CropSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.skipped)
+        soft = None if self.soft is None else self.soft[idx]
+        return CropSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.skipped, soft)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(EMOTIONS))
@@ -139,7 +143,43 @@ def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) 
         paths.append(str(path))
     if skipped:
         LOGGER.warning("%s/%s: skipped %d unreadable files", root, split, len(skipped))
-    return CropSet(images[: len(labels)], np.asarray(labels, np.int64), paths, skipped)
+    return CropSet(
+        images[: len(labels)], np.asarray(labels, np.int64), paths, skipped, read_soft_labels(root, paths)
+    )
+
+
+#: Per-crop label distributions written by `fer-yolo convert --ferplus-labels soft`, beside the splits.
+SOFT_LABELS_FILE = "soft_labels.csv"
+
+
+def read_soft_labels(root: str | Path, paths: list[str]) -> np.ndarray | None:
+    """float32 (n, 7) distributions for `paths` from <root>/soft_labels.csv, or None if there is none.
+
+    Crops the file does not list get their one-hot folder label.
+
+    Raises:
+        DatasetError: The file exists but is malformed.
+    """
+    path = Path(root) / SOFT_LABELS_FILE
+    if not path.is_file():
+        return None
+    table = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                table[row["path"]] = [float(row[e]) for e in EMOTIONS]
+            except (KeyError, TypeError, ValueError) as e:
+                raise DatasetError(
+                    f"{path}: bad row {row}: {e}", f"columns: path,{','.join(EMOTIONS)}"
+                ) from e
+    soft = np.zeros((len(paths), len(EMOTIONS)), np.float32)
+    for i, p in enumerate(paths):
+        rel = Path(p).relative_to(root).as_posix()
+        if rel in table:
+            soft[i] = table[rel]
+        else:
+            soft[i, emotion_id(Path(p).parent.name)] = 1.0
+    return soft
 
 
 def drop_leaks(train: CropSet, *others: CropSet) -> tuple[CropSet, int]:

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from fer_yolo.config import defaults, merge
-from fer_yolo.data.crops import CropSet, drop_leaks, load_crops
+from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
@@ -264,8 +264,12 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
 
     weight = class_weights(train.class_counts(), cfg.class_balance).to(device)
     images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
-    onehot = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
-    smooth = onehot * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
+    if train.soft is not None:  # FER+ vote distributions (convert --ferplus-labels soft)
+        LOGGER.info("training on soft labels (%s)", SOFT_LABELS_FILE)
+        target = torch.from_numpy(train.soft)
+    else:
+        target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
+    smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
     steps_per_epoch = len(train) // cfg.batch
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
     mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)

@@ -16,6 +16,8 @@ import pytest
 from fer_yolo.config import load_config
 from fer_yolo.data.convert.engine import ConvertSettings, convert, detect_format
 from fer_yolo.data.convert.ferplus import votes_to_label
+from fer_yolo.data.crops import load_crops
+from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import ConfigError, DatasetError
 
 
@@ -182,6 +184,19 @@ def test_ferplus_onto_fer2013_files(data_root: Path, tmp_path: Path):
     total = sum(sum(c.values()) for c in report["crops"].values())
     assert set(report["crops"]) == {"train", "val", "test"}
     assert total + len(report["skipped"]) == 60 and total >= 40
+    assert not (tmp_path / "out/crops/soft_labels.csv").exists()
+    assert load_crops(tmp_path / "out/crops", "train").soft is None
+
+    s = settings(kinds=["crops"], images=str(data_root / "fer2013"), ferplus_labels="soft")
+    report = convert(ferplus, tmp_path / "soft", s, progress=False)
+    rows = (tmp_path / "soft/crops/soft_labels.csv").read_text().splitlines()
+    assert rows[0] == "path," + ",".join(EMOTIONS)
+    assert (
+        len(rows) - 1 == sum(sum(c.values()) for c in report["crops"].values()) > total
+    )  # no majority needed
+    train = load_crops(tmp_path / "soft/crops", "train")
+    assert np.allclose(train.soft.sum(1), 1) and (train.soft.argmax(1) == train.labels).all()
+    assert (train.soft.max(1) < 1).any()  # real vote splits, not one-hot labels
 
 
 @pytest.mark.slow

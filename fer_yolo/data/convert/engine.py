@@ -6,6 +6,7 @@ Every output file is written atomically, and each finished source image is appen
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from fer_yolo.data.convert.items import Item, assign_keys, hash_items, ratio_spl
 from fer_yolo.data.convert.photos import MULTI_FACE_POLICIES, list_photos, select_faces
 from fer_yolo.data.convert.widerface import find_gt_files, list_widerface
 from fer_yolo.data.crop_augment import augmented_copies
-from fer_yolo.data.crops import SPLITS
+from fer_yolo.data.crops import SOFT_LABELS_FILE, SPLITS
 from fer_yolo.data.images import BadImage, decode_image
 from fer_yolo.data.yolo_format import label_lines, write_data_yaml
 from fer_yolo.detectors import FaceDetector, build_detector
@@ -139,6 +140,7 @@ class ItemProcessor:
             "key": item.key,
             "split": item.split,
             "label": item.label,
+            "soft": item.soft,
             "outputs": [],
             "skipped": None,
             "note": "",
@@ -312,11 +314,25 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
         splits = sorted({r["split"] for r in records if any(o.startswith("yolo/") for o in r["outputs"])})
         names = ["face"] if settings.classes == "face" else list(EMOTIONS)
         write_data_yaml(out / "yolo", splits, names)
+    if "crops" in settings.kinds and any(r.get("soft") for r in records):
+        _write_soft_labels(out / "crops" / SOFT_LABELS_FILE, records)
     report = build_report(source, fmt, out, records, skipped, duplicates, settings_dict)
     report["seconds"] = round(time.time() - t0, 2)
     report["images_per_s"] = round(len(todo) / seconds, 1) if todo and seconds > 0 else None
     write_json(out / "report.json", report)
     return report
+
+
+def _write_soft_labels(path: Path, records: list[dict]) -> None:
+    """One row per soft-labelled crop: its path under crops/ and its 7 probabilities."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", *EMOTIONS])
+        for r in records:
+            if r.get("soft"):
+                for out in r["outputs"]:
+                    if out.startswith("crops/"):
+                        w.writerow([Path(out).relative_to("crops").as_posix(), *r["soft"]])
 
 
 def _process_all(items: list[Item], settings: dict, out: Path):
