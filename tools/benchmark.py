@@ -1,6 +1,6 @@
 """End-to-end speed of the fer-yolo pipeline vs the original system's design, on a real clip.
 
-    python tools/benchmark.py [--source CLIP] [--width 1280] [--frames 100] [--threads 2] [--out docs/benchmark]
+    python tools/benchmark.py [--source CLIP] [--width 1280] [--frames 100] [--threads 2] [--out DIR]
 
 Frames are decoded (and resized to --width, keeping the aspect ratio) before timing, so the numbers are the
 pipeline's: detection, tracking, emotion head and annotation per frame. Rows:
@@ -83,7 +83,9 @@ def measure(pipeline: Pipeline, frames: list[np.ndarray], fps: float) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", help="video (default <data>/media/facenet_pytorch/video.mp4, several faces)")
-    p.add_argument("--width", type=int, default=1280, help="frames resized to this width (default 1280: 720p)")
+    p.add_argument(
+        "--width", type=int, default=1280, help="frames resized to this width (default 1280: 720p)"
+    )
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-original", action="store_true", help="only the fer-yolo pipeline")
@@ -96,12 +98,18 @@ def main() -> int:
     fps = cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS) or 30.0
     frames = load_frames(source, args.width, args.frames)
     cfg = load_config()["pipeline"] | {"device": "cpu"}
-    rows = {"fer-yolo (YOLO face, batched emotion head, tracking)": measure(Pipeline.from_config(cfg), frames, fps)}
+    rows = {
+        "fer-yolo (YOLO face, batched emotion head, tracking)": measure(
+            Pipeline.from_config(cfg), frames, fps
+        )
+    }
     if not args.skip_original:
         resnet = Path(args.out) / ".resnet34_48_grey.pt"  # speed only: the weights' values do not matter
         pre = Preprocess(48, 1, (0.5,), (0.5,))
         meta = {"arch": "resnet34", "stem": "s2", "class_names": list(EMOTIONS), "preprocess": pre.to_dict()}
-        save_checkpoint(resnet, {"state_dict": build_model("resnet34", len(EMOTIONS)).state_dict(), "meta": meta})
+        save_checkpoint(
+            resnet, {"state_dict": build_model("resnet34", len(EMOTIONS)).state_dict(), "meta": meta}
+        )
         original = Pipeline(
             build_detector("mtcnn", device="cpu"),
             PerFaceClassifier(resnet, device="cpu", margin=cfg["margin"]),
@@ -111,8 +119,16 @@ def main() -> int:
         rows["original design (MTCNN + ResNet34 per face)"] = measure(original, frames, fps)
         resnet.unlink()
     h, w = frames[0].shape[:2]
-    machine = f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}"
-    result = {"source": str(source), "frames": len(frames), "size_wh": [w, h], "machine": machine, "rows": rows}
+    machine = (
+        f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}"
+    )
+    result = {
+        "source": str(source),
+        "frames": len(frames),
+        "size_wh": [w, h],
+        "machine": machine,
+        "rows": rows,
+    }
     lines = [
         f"Source: {source.name} resized to {w}x{h}, {len(frames)} frames; {machine}.",
         "",

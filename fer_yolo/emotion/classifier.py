@@ -14,7 +14,7 @@ from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, square_crop
 from fer_yolo.errors import WeightsError
 from fer_yolo.utils.device import select_device
-from fer_yolo.utils.io import load_checkpoint
+from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
 
 LOGGER = logging.getLogger(__name__)
@@ -110,3 +110,20 @@ class EmotionClassifier:
     def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
         """float32 (n, 7) probabilities for the n face boxes of a BGR uint8 frame."""
         return self.predict_crops([square_crop(image, box, self.margin) for box in faces.xyxy])
+
+
+def save_emotion_weights(src: str | Path, dst: str | Path, **card) -> Path:
+    """Write the inference part of an emotion checkpoint: fp16 state_dict + meta, atomically.
+
+    Args:
+        src: A `fer-yolo train emotion` run's weights/best.pt (or last.pt: its EMA is used).
+        dst: Output file (e.g. weights/emotion_resnet34.pt).
+        **card: Plain-data facts added to meta (e.g. metrics, the command that made it).
+    """
+    ckpt = load_checkpoint(Path(src).expanduser())
+    state = ckpt.get("state_dict", ckpt.get("ema"))
+    if state is None or "meta" not in ckpt:
+        raise WeightsError(f"{src} is not a fer-yolo emotion checkpoint", "pass a run's weights/best.pt")
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_checkpoint(dst, {"state_dict": half, "meta": ckpt["meta"] | card})
+    return Path(dst)

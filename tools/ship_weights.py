@@ -1,0 +1,37 @@
+"""Pack a training run's best weights for weights/ (fp16, inference-only, safe to load).
+
+    python tools/ship_weights.py detector RUNS/detect/RUN/weights/best.pt weights/face_yolo11n.pt
+    python tools/ship_weights.py emotion RUNS/emotion/RUN/weights/best.pt weights/emotion_resnet34.pt
+
+(RUNS: ~/.cache/fer-yolo/runs by default.)
+
+The detector file stays an ultralytics checkpoint (EMA model, no optimizer) read through ultralytics'
+allow-list loader; the emotion file is {"state_dict", "meta"} read with torch.load(weights_only=True).
+Ship only what `fer-yolo eval` shows is better than the file it replaces, and update its model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fer_yolo.detectors.yolo import save_face_weights
+from fer_yolo.emotion.classifier import save_emotion_weights
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["detector", "emotion"])
+    p.add_argument("src", help="a run's weights/best.pt")
+    p.add_argument("dst", help="output file under weights/")
+    p.add_argument("--note", default="", help="stored in the file (e.g. the command that trained it)")
+    args = p.parse_args()
+    save = save_face_weights if args.kind == "detector" else save_emotion_weights
+    out = save(args.src, args.dst, source=str(Path(args.src).expanduser()), note=args.note)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
