@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         _pipeline_options(s)
         s.set_defaults(project=f"runs/{project}")
         _common(s)
+    w = sub.add_parser("serve", help="web page + JSON API: photos, videos and a live source")
+    w.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=int, help="port (default 8000)")
+    w.add_argument("--source", help="live page source: 0 (webcam), rtsp://... or a video file")
+    for flag, key in (("--detector", "detector"), ("--weights", "weights"), ("--emotion-weights", "emotion")):
+        w.add_argument(flag, dest=key.replace("-", "_"), help=f"as in `stream` ({key})")
+    w.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    _common(w)
     return parser
 
 
@@ -156,6 +164,14 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     if args.command == "eval":
         return {}
+    if args.command == "serve":
+        pipeline = {
+            "detector": args.detector,
+            "detector_weights": args.weights,
+            "emotion_weights": args.emotion,
+            "device": args.device,
+        }
+        return {"pipeline": pipeline, "serve": {"host": args.host, "port": args.port, "source": args.source}}
     if args.command in ("stream", "predict"):
         pipeline = {
             "detector": args.detector,
@@ -296,6 +312,20 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
     if report.interrupted:
         print("interrupted: every output written so far is complete", file=sys.stderr)
         return 130
+    return 0
+
+
+def run_serve(args: argparse.Namespace, cfg: dict) -> int:
+    import uvicorn
+
+    from fer_yolo.web.app import create_app
+
+    host, port = cfg["serve"]["host"], cfg["serve"]["port"]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("fer_yolo").warning("serving on %s: other machines can reach this server", host)
+    app = create_app(cfg)
+    print(f"fer-yolo serving on http://{host}:{port}/  (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning" if args.quiet else "info")
     return 0
 
 

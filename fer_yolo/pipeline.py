@@ -87,6 +87,16 @@ class Pipeline:
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
         return cls(detector, classifier, cfg["conf"], tracker, smoother)
 
+    def fork(self) -> Pipeline:
+        """A pipeline sharing this one's models but with its own tracking state (one per concurrent video)."""
+        tracker = (
+            FaceTracker(self.tracker.conf, self.tracker.track_buffer_s, self.tracker.min_iou)
+            if self.tracker
+            else None
+        )
+        smoother = EmaSmoother(self.smoother.tau_s, self.smoother.max_age_s) if self.smoother else None
+        return Pipeline(self.detector, self.classifier, self.conf, tracker, smoother)
+
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new video starts)."""
         for stage in (self.tracker, self.smoother):

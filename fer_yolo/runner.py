@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,18 +63,45 @@ class _Rate:
         return 1 / self.interval if self.interval else None
 
 
-def _run_source(
-    pipeline: Pipeline, source: FrameSource, cfg: dict, run_dir: Path, annotator: FaceAnnotator, quiet: bool
+def process_source(
+    pipeline: Pipeline,
+    source: FrameSource,
+    cfg: dict,
+    run_dir: Path,
+    annotator: FaceAnnotator,
+    quiet: bool = True,
+    stem: str | None = None,
+    video_suffix: str = ".mp4",
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> dict:
+    """Run the pipeline over one source and write its outputs into `run_dir`.
+
+    Args:
+        pipeline: The pipeline (its tracks restart).
+        source: An opened source.
+        cfg: The `stream` config section (save, save_json, save_csv, show, fps_overlay, max_frames).
+        run_dir: Output folder.
+        annotator: Draws the annotated frames.
+        quiet: No progress bar.
+        stem: Output file stem (default: the source's; "predictions" for image sets).
+        video_suffix: .mp4 (mp4v) or .webm (VP8, plays in browsers).
+        on_frame: Called after each frame with (frames done, total or None).
+
+    Returns:
+        The source's report (frames, fps, tracks, outputs, drops).
+
+    Raises:
+        _Interrupted: Ctrl-C; carries the report of what was finalised.
+    """
     info = source.info
     images = isinstance(source, ImageSource)
-    stem = "predictions" if images else info.stem
+    stem = stem or ("predictions" if images else info.stem)
     timeline = TimelineSink(
         run_dir / f"{stem}.jsonl" if cfg["save_json"] else None,
         run_dir / f"{stem}.csv" if cfg["save_csv"] else None,
     )
     video = (
-        VideoSink(run_dir / f"{stem}.mp4", info.fps, info.resolution_wh)
+        VideoSink(run_dir / f"{stem}{video_suffix}", info.fps, info.resolution_wh)
         if cfg["save"] and not images
         else contextlib.nullcontext()
     )
@@ -102,6 +130,8 @@ def _run_source(
                             break
                 n += 1
                 bar.update(1)
+                if on_frame is not None:
+                    on_frame(n, info.total_frames)
                 if info.live:
                     bar.set_postfix(
                         fps=f"{fps or 0:.1f}", faces=len(faces), dropped=getattr(source, "dropped", 0)
@@ -161,7 +191,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     try:
         for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"]):
             with source:
-                report.sources.append(_run_source(pipeline, source, cfg, run_dir, annotator, quiet))
+                report.sources.append(process_source(pipeline, source, cfg, run_dir, annotator, quiet))
     except _Interrupted as e:
         report.sources.append(e.report)
         report.interrupted = True

@@ -28,11 +28,15 @@ TIMELINE_COLUMNS = ["frame", "t_s", "track_id", "x1", "y1", "x2", "y2", "confide
 ]
 
 
+#: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+
+
 class VideoSink:
-    """Writes BGR frames to an MP4 (mp4v) at the source's fps and size.
+    """Writes BGR frames to a video at the source's fps and size (codec from the suffix, see FOURCC).
 
     Args:
-        path: Output .mp4.
+        path: Output .mp4, .avi or .webm.
         fps: Frames per second written in the file.
         resolution_wh: (width, height); frames of another size are resized.
     """
@@ -44,7 +48,8 @@ class VideoSink:
     def __enter__(self) -> VideoSink:
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(self.path))  # keeps the .mp4 suffix for the muxer
-        self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.resolution_wh)
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(self.path.suffix.lower(), "mp4v"))
+        self.writer = cv2.VideoWriter(str(tmp), fourcc, self.fps, self.resolution_wh)
         self._stack.callback(self.writer.release)
         return self
 

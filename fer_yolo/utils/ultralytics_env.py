@@ -47,3 +47,9 @@ def setup_ultralytics() -> None:
     }
     if any(settings.get(k) != v for k, v in wanted.items()):
         settings.update(wanted)
+    # ultralytics replaces PIL.Image.open for the whole process: on the first file Pillow cannot identify,
+    # it pip-installs pi-heif (a network call) and raises ModuleNotFoundError where callers expect
+    # UnidentifiedImageError. Marking its plugins as registered makes the patch a plain pass-through.
+    from ultralytics.utils import patches
+
+    patches._pil_plugins_registered = True

@@ -1,0 +1,173 @@
+"""The web app: one page (image, video and live tabs) and the JSON API it uses, documented at /openapi.json.
+
+Routes only call the shared Pipeline; uploads are size-limited and type-checked by content, files
+live in per-job temporary folders addressed by random ids, and errors come back as {"error": message}.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import cv2
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from fer_yolo import __version__
+from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.sinks import face_rows
+from fer_yolo.web.jobs import JOB_FILES, VideoJobs
+from fer_yolo.web.live import LiveFeed
+from fer_yolo.web.uploads import UploadError, check_size, check_video, read_image
+
+LOGGER = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_CHUNK = 1 << 20
+
+
+def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the app.
+
+    Args:
+        cfg: The whole config (sections pipeline, stream and serve).
+        pipeline: Use this pipeline instead of building one from cfg["pipeline"] (tests, embedding).
+    """
+    serve = cfg["serve"]
+    pipeline = pipeline or Pipeline.from_config(cfg["pipeline"])
+    jobs = VideoJobs(pipeline, cfg["stream"], serve["job_ttl_s"], serve["max_jobs"])
+    live = LiveFeed(pipeline.fork(), str(serve["source"])) if serve["source"] != "" else None
+    lock, annotator = threading.Lock(), FaceAnnotator(bars=False, show_fps=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if live is not None:
+            live.stop()
+        jobs.close()
+
+    app = FastAPI(
+        title="fer-yolo",
+        version=__version__,
+        description="Faces and their emotions in images, videos and a live source.",
+        docs_url=None,  # Swagger UI would load scripts from a CDN: the schema is at /openapi.json
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        LOGGER.exception("error on %s", request.url.path)
+        return JSONResponse({"error": "internal error: the server log has the details"}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/info")
+    def info() -> dict:
+        """Limits and what this server offers."""
+        return {
+            "version": __version__,
+            "emotions": list(pipeline.classifier.class_names),
+            "max_image_mb": serve["max_image_mb"],
+            "max_video_mb": serve["max_video_mb"],
+            "max_video_frames": serve["max_video_frames"],
+            "live": live is not None,
+        }
+
+    @app.post("/api/image")
+    def image(file: UploadFile = File(...), annotated: bool = True) -> dict:
+        """Faces in an image: boxes, emotion, probabilities, and (by default) the annotated image as JPEG."""
+        data = file.file.read(int(serve["max_image_mb"] * 1e6) + 1)
+        frame = read_image(data, serve["max_image_mb"])
+        with lock:  # one image at a time: the CPU is the limit, and this keeps results apart
+            faces, latency = pipeline.process(frame)
+        rows = face_rows(0, 0.0, faces)
+        out = {
+            "width": frame.shape[1],
+            "height": frame.shape[0],
+            "latency_ms": latency,
+            "faces": [
+                {
+                    "box_xyxy": [r["x1"], r["y1"], r["x2"], r["y2"]],
+                    "confidence": r["confidence"],
+                    "emotion": r["emotion"],
+                    "probs": {e: r[f"p_{e}"] for e in pipeline.classifier.class_names},
+                }
+                for r in rows
+            ],
+        }
+        if annotated:
+            ok, jpeg = cv2.imencode(".jpg", annotator.annotate(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 88])
+            out["annotated_jpeg"] = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+        return out
+
+    @app.post("/api/videos", status_code=202)
+    def upload_video(file: UploadFile = File(...)) -> dict:
+        """Queue a video; poll the returned status URL, then fetch its files."""
+        if jobs.full():
+            raise UploadError("too many videos in progress; try again later", status=429)
+        job_id, folder = jobs.new_folder()
+        upload, size, limit = folder / "upload", 0, serve["max_video_mb"] * 1e6
+        try:
+            with upload.open("wb") as f:
+                while chunk := file.file.read(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        check_size(size, serve["max_video_mb"], "video")
+                    f.write(chunk)
+            total, _ = check_video(upload, serve["max_video_mb"], serve["max_video_frames"])
+        except UploadError:
+            upload.unlink(missing_ok=True)
+            folder.rmdir()
+            raise
+        job = jobs.submit(job_id, folder, upload, total)
+        return {"id": job.id, "status_url": f"/api/videos/{job.id}"}
+
+    def _job(job_id: str):
+        job = jobs.get(job_id) if _JOB_ID.match(job_id) else None
+        if job is None:
+            raise UploadError("no such video job (finished jobs expire)", status=404)
+        return job
+
+    @app.get("/api/videos/{job_id}")
+    def video_status(job_id: str) -> dict:
+        """Progress of a video job, and its file URLs once done."""
+        return _job(job_id).to_dict()
+
+    @app.get("/api/videos/{job_id}/{name}")
+    def video_file(job_id: str, name: str) -> FileResponse:
+        """A finished job's file: video.webm, timeline.csv, timeline.jsonl, emotions.png or summary.json."""
+        job = _job(job_id)
+        if name not in JOB_FILES or job.status != "done" or not (job.folder / JOB_FILES[name]).is_file():
+            raise UploadError(f"no file {name!r} for this job", status=404)
+        return FileResponse(job.folder / JOB_FILES[name], filename=f"fer-yolo-{name}")
+
+    @app.get("/api/live.mjpg")
+    def live_stream() -> StreamingResponse:
+        """The live source, annotated, as MJPEG (multipart/x-mixed-replace)."""
+        if live is None:
+            raise UploadError("no live source configured: start the server with --source", status=404)
+        live.start()
+        return StreamingResponse(live.mjpeg(), media_type="multipart/x-mixed-replace; boundary=frame")
+
+    @app.get("/api/live/stats")
+    def live_stats() -> dict:
+        """Faces per emotion over the last minute of the live source, per second."""
+        if live is None:
+            raise UploadError("no live source configured: start the server with --source", status=404)
+        return live.stats()
+
+    return app

@@ -1,0 +1,153 @@
+"""Background video jobs: each upload is processed by the shared pipeline's models in its own folder.
+
+Jobs run one at a time in a worker thread (the CPU is the bottleneck); each has a private temporary
+folder, named by a random id that the client only ever uses as a dictionary key, and deleted when the
+job expires or the server stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.runner import process_source
+from fer_yolo.sources import VideoFileSource
+
+LOGGER = logging.getLogger(__name__)
+
+#: Files a finished job offers, by the name used in its URL.
+JOB_FILES = {
+    "video.webm": "video.webm",
+    "timeline.csv": "video.csv",
+    "timeline.jsonl": "video.jsonl",
+    "emotions.png": "video_emotions.png",
+    "summary.json": "video_summary.json",
+}
+
+
+@dataclass
+class VideoJob:
+    id: str
+    folder: Path
+    status: str = "queued"  # queued | running | done | error
+    frames: int = 0
+    total: int | None = None
+    error: str | None = None
+    report: dict = field(default_factory=dict)
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {
+            "id": self.id,
+            "status": self.status,
+            "frames": self.frames,
+            "total": self.total,
+            "progress": round(self.frames / self.total, 4) if self.total else None,
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.status == "done":
+            out["files"] = {name: f"/api/videos/{self.id}/{name}" for name in JOB_FILES}
+            out["fps"] = self.report.get("fps")
+        return out
+
+
+class VideoJobs:
+    """Queue of video jobs processed by one worker thread.
+
+    Args:
+        pipeline: The server's pipeline; each job runs on a fork (own tracks, shared models).
+        stream_cfg: The `stream` config section (what each job writes).
+        ttl_s: Seconds a finished job (and its files) is kept.
+        max_jobs: Jobs kept at once; more are refused until old ones expire.
+    """
+
+    def __init__(self, pipeline: Pipeline, stream_cfg: dict, ttl_s: float, max_jobs: int) -> None:
+        self.pipeline, self.ttl_s, self.max_jobs = pipeline, ttl_s, max_jobs
+        self.cfg = {
+            **stream_cfg,
+            "save": True,
+            "save_json": True,
+            "save_csv": True,
+            "show": False,
+            "max_frames": 0,
+        }
+        self.root = Path(tempfile.mkdtemp(prefix="fer-yolo-jobs-"))
+        self.jobs: dict[str, VideoJob] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="video-job")
+
+    def new_folder(self) -> tuple[str, Path]:
+        """A fresh job id and its private folder (the upload is saved there before `submit`)."""
+        job_id = uuid.uuid4().hex
+        folder = self.root / job_id
+        folder.mkdir()
+        return job_id, folder
+
+    def full(self) -> bool:
+        self.expire()
+        with self._lock:
+            return len(self.jobs) >= self.max_jobs
+
+    def submit(self, job_id: str, folder: Path, upload: Path, total: int) -> VideoJob:
+        job = VideoJob(job_id, folder, total=total)
+        with self._lock:
+            self.jobs[job_id] = job
+        self._pool.submit(self._run, job, upload)
+        return job
+
+    def get(self, job_id: str) -> VideoJob | None:
+        self.expire()
+        with self._lock:
+            return self.jobs.get(job_id)
+
+    def _run(self, job: VideoJob, upload: Path) -> None:
+        job.status = "running"
+
+        def progress(n: int, total: int | None) -> None:
+            job.frames = n
+
+        try:
+            with VideoFileSource(upload) as source:
+                job.report = process_source(
+                    self.pipeline.fork(),
+                    source,
+                    self.cfg,
+                    job.folder,
+                    FaceAnnotator(),
+                    True,
+                    "video",
+                    ".webm",
+                    progress,
+                )
+            job.status = "done"
+        except Exception as e:  # reported to the user; the server keeps running
+            LOGGER.exception("video job %s failed", job.id)
+            job.status, job.error = "error", f"processing failed: {type(e).__name__}: {e}"
+        finally:
+            upload.unlink(missing_ok=True)
+            job.finished_at = time.monotonic()
+
+    def expire(self) -> None:
+        """Delete finished jobs older than the TTL, with their files."""
+        now = time.monotonic()
+        with self._lock:
+            old = [j for j in self.jobs.values() if j.finished_at and now - j.finished_at > self.ttl_s]
+            for job in old:
+                del self.jobs[job.id]
+        for job in old:
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the worker and delete every job's files."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(self.root, ignore_errors=True)

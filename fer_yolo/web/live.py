@@ -1,0 +1,119 @@
+"""The live page's feed: one thread runs the pipeline on the configured source, viewers share its output.
+
+A webcam can be opened once, and several browser tabs must not multiply the work: the feed keeps only
+the newest annotated JPEG and a rolling window of emotion counts; each viewer streams the newest JPEG
+as MJPEG. A file source loops, so a recorded clip can stand in for a camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+
+import cv2
+
+from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
+from fer_yolo.errors import FerYoloError
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.sources import open_sources
+
+LOGGER = logging.getLogger(__name__)
+
+
+class LiveFeed:
+    """Runs the pipeline on `spec` in a daemon thread once started.
+
+    Args:
+        pipeline: A pipeline of its own (fork the server's).
+        spec: Source spec (webcam index, URL or file).
+        window_s: Seconds of emotion history kept for the chart.
+    """
+
+    def __init__(self, pipeline: Pipeline, spec: str, window_s: float = 60.0) -> None:
+        self.pipeline, self.spec, self.window_s = pipeline, spec, window_s
+        self.jpeg: bytes | None = None
+        self.seq = 0
+        self.error: str | None = None
+        self.fps: float | None = None
+        self._history: deque[tuple[float, Counter]] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live feed", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        annotator, last = FaceAnnotator(), None
+        try:
+            while not self._stop.is_set():
+                for source in open_sources(self.spec):
+                    with source:
+                        for result in self.pipeline.run(source):
+                            now = time.monotonic()
+                            if last is not None:
+                                dt = now - last
+                                self.fps = 1 / dt if self.fps is None else 0.9 * self.fps + 0.1 / dt
+                            last = now
+                            image = annotator.annotate(result.frame.image, result.faces, self.fps)
+                            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+                            with self._cond:
+                                self.jpeg, self.seq = jpeg.tobytes() if ok else self.jpeg, self.seq + 1
+                                self._history.append((now, Counter(result.faces.data.get(EMOTION_KEY, []))))
+                                while self._history and now - self._history[0][0] > self.window_s:
+                                    self._history.popleft()
+                                self._cond.notify_all()
+                            if self._stop.is_set():
+                                return
+                            if not source.info.live:  # pace a looping file at its own frame rate
+                                time.sleep(max(0.0, 1 / (source.info.fps or 25) - (time.monotonic() - now)))
+        except FerYoloError as e:
+            self.error = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
+            LOGGER.error("live feed stopped: %s", self.error)
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def mjpeg(self, boundary: str = "frame") -> Iterator[bytes]:
+        """multipart/x-mixed-replace parts, one per new annotated frame, until the feed stops."""
+        seen = 0  # seq 0: no frame yet
+        while not self._stop.is_set():
+            with self._cond:
+                self._cond.wait_for(lambda: self.seq != seen or self.error or self._stop.is_set(), timeout=5)
+                if self.error or self._stop.is_set():
+                    return
+                if self.seq == seen:
+                    continue
+                seen, jpeg = self.seq, self.jpeg
+            yield b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+
+    def stats(self) -> dict:
+        """Faces per emotion in each of the last seconds (for the rolling chart), and the feed's state."""
+        with self._cond:
+            history = list(self._history)
+        now = time.monotonic()
+        buckets: dict[int, Counter] = {}
+        for t, counts in history:
+            buckets.setdefault(int(now - t), Counter()).update(counts)
+        seconds = sorted(buckets, reverse=True)
+        return {
+            "running": self._thread is not None and self.error is None,
+            "error": self.error,
+            "fps": round(self.fps, 1) if self.fps else None,
+            "seconds_ago": seconds,
+            "counts": {e: [buckets[s][e] for s in seconds] for e in EMOTIONS},
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
