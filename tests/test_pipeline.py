@@ -102,6 +102,25 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
     )
 
 
+def _stream(cfg: dict, clip: Path, run_dir: Path) -> subprocess.Popen:
+    """`fer-yolo stream CLIP` into run_dir with the test weights, in a subprocess."""
+    weights = cfg["pipeline"]
+    return _cli(
+        *(
+            "stream",
+            str(clip),
+            "--project",
+            str(run_dir.parent),
+            "--name",
+            run_dir.name,
+            "--device",
+            "cpu",
+            "-q",
+        ),
+        *("--weights", weights["detector_weights"], "--emotion-weights", weights["emotion_weights"]),
+    )
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [("/no/such/clip.mp4", "source not found"), ("0", "cannot open webcam 0")],
@@ -119,22 +138,7 @@ def test_cli_reports_unopenable_sources_without_traceback(
 @pytest.mark.slow
 def test_ctrl_c_finalises_every_output(cfg: dict, media: Path, tmp_path: Path):
     clip = media / "taiwan_vlog/vlog.mp4"  # 1,504 frames: far from done when interrupted
-    weights = cfg["pipeline"]
-    proc = _cli(
-        "stream",
-        str(clip),
-        "--project",
-        str(tmp_path),
-        "--name",
-        "run",
-        "--device",
-        "cpu",
-        "--weights",
-        weights["detector_weights"],
-        "--emotion-weights",
-        weights["emotion_weights"],
-        "-q",
-    )
+    proc = _stream(cfg, clip, tmp_path / "run")
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:  # wait until some frames are written
         tmp = list((tmp_path / "run").glob(".vlog.jsonl.*"))
@@ -171,22 +175,7 @@ def test_long_stream_keeps_memory_flat(cfg: dict, media: Path, tmp_path: Path):
         while (frame := cap.read()[1]) is not None:
             writer.write(frame)
     writer.release()
-    weights = cfg["pipeline"]
-    proc = _cli(
-        "stream",
-        str(looped),
-        "--project",
-        str(tmp_path),
-        "--name",
-        "run",
-        "--device",
-        "cpu",
-        "--weights",
-        weights["detector_weights"],
-        "--emotion-weights",
-        weights["emotion_weights"],
-        "-q",
-    )
+    proc = _stream(cfg, looped, tmp_path / "run")
     samples = []
     while proc.poll() is None:
         jsonl = list((tmp_path / "run").glob(".looped.jsonl.*"))
