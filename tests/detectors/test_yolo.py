@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fer_yolo.config import load_config
-from fer_yolo.detectors.yolo import YoloFaceDetector
+from fer_yolo.detectors.yolo import YoloFaceDetector, letterbox_batch, load_yolo_checkpoint, save_face_weights
 from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.train.detector import DetectorTrainConfig, train_detector
 
@@ -34,26 +35,71 @@ def test_bad_training_inputs_are_clear_errors(over, error):
         train_detector(config(**over))
 
 
-@pytest.mark.slow
-def test_tiny_widerface_run_gives_weights_that_detect(tiny_wider_yaml: Path, tmp_path: Path):
-    run = train_detector(
-        config(
-            data=str(tiny_wider_yaml),
-            epochs=1,
-            imgsz=64,
-            batch=4,
-            device="cpu",
-            workers=0,
-            cache="none",
-            plots=False,
-            project=str(tmp_path / "runs"),
-            name="t",
-        )
+def tiny_config(data: Path, tmp_path: Path, epochs: int = 1) -> DetectorTrainConfig:
+    return config(
+        data=str(data),
+        epochs=epochs,
+        imgsz=64,
+        batch=4,
+        device="cpu",
+        workers=0,
+        cache="none",
+        plots=False,
+        project=str(tmp_path / "runs"),
+        name="t",
     )
+
+
+def test_letterbox_maps_back_to_each_image():
+    images = [np.zeros((100, 200, 3), np.uint8), np.zeros((300, 150, 3), np.uint8)]
+    batch, transforms = letterbox_batch(images, imgsz=64, stride=32)
+    assert batch.shape == (2, 64, 64, 3)  # one canvas: widest 64 x tallest 64, multiples of 32
+    (r0, px0, py0), (r1, px1, py1) = transforms
+    assert r0 == pytest.approx(0.32) and (px0, py0) == (0, 16)  # 200x100 -> 64x32, centred vertically
+    assert r1 == pytest.approx(64 / 300) and (px1, py1) == (16, 0)  # 150x300 -> 32x64, centred horizontally
+    assert (batch[0, :16] == 114).all() and (batch[0, 16:48] == 0).all()  # padding grey, image black
+
+
+@pytest.mark.slow
+def test_tiny_widerface_run_gives_weights_that_detect_and_pack(tiny_wider_yaml: Path, tmp_path: Path):
+    run = train_detector(tiny_config(tiny_wider_yaml, tmp_path))
     assert (run / "results.csv").is_file()
     detector = YoloFaceDetector(run / "weights/last.pt", imgsz=64, conf=0.0, device="cpu")
-    faces = detector.detect_batch([np.zeros((120, 160, 3), np.uint8)] * 2)
+    images = [np.zeros((120, 160, 3), np.uint8), np.full((90, 60, 3), 200, np.uint8)]
+    faces = detector.detect_batch(images)
     assert len(faces) == 2
-    for f in faces:
+    for f, im in zip(faces, images):
+        h, w = im.shape[:2]
         assert f.xyxy.dtype == np.float32 and f.confidence is not None and (f.class_id == 0).all()
-        assert (f.xyxy[:, [0, 2]] <= 160).all() and (f.xyxy[:, [1, 3]] <= 120).all()
+        assert (f.xyxy[:, [0, 2]] <= w).all() and (f.xyxy[:, [1, 3]] <= h).all()
+    packed = save_face_weights(run / "weights/last.pt", tmp_path / "face.pt", note="test")
+    raw = torch.load(packed, map_location="cpu", weights_only=False)  # our own file: inspect it as stored
+    assert next(raw["model"].parameters()).dtype == torch.float16 and "optimizer" not in raw
+    assert load_yolo_checkpoint(packed)["fer_yolo"]["note"] == "test"
+    again = YoloFaceDetector(packed, imgsz=64, conf=0.0, device="cpu").detect_batch(images)
+    for a, b in zip(faces, again):  # fp16 storage: same boxes to within rounding
+        assert len(a) == len(b) and np.allclose(a.xyxy, b.xyxy, atol=0.5)
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, tmp_path: Path, monkeypatch):
+    from ultralytics.engine.trainer import BaseTrainer
+
+    original = BaseTrainer._do_train
+
+    def stop_after_first_epoch(self, *args, **kwargs):
+        def interrupt(trainer):
+            raise KeyboardInterrupt
+
+        self.add_callback("on_fit_epoch_end", interrupt)  # after last.pt of epoch 1 is saved
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseTrainer, "_do_train", stop_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(tiny_config(tiny_wider_yaml, tmp_path, epochs=2))
+    monkeypatch.setattr(BaseTrainer, "_do_train", original)
+    run = tmp_path / "runs/t"
+    assert len((run / "results.csv").read_text().splitlines()) == 2  # header + epoch 1
+    train_detector(tiny_config(tiny_wider_yaml, tmp_path, epochs=2), resume=run)
+    rows = (run / "results.csv").read_text().splitlines()
+    assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]
