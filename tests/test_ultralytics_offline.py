@@ -14,3 +14,27 @@ def test_unidentified_image_after_ultralytics_import_is_a_bad_image_not_an_insta
 
     with pytest.raises(BadImage, match="not an image"):
         decode_image(b"GIF89a not really an image")
+
+
+def test_trainer_amp_check_is_offline_and_off_on_the_cpu():
+    setup_ultralytics()
+    import ultralytics.engine.trainer as trainer
+    from ultralytics.nn.tasks import DetectionModel
+
+    from fer_yolo.utils.ultralytics_env import check_amp_offline
+
+    assert trainer.check_amp is check_amp_offline
+    assert check_amp_offline(DetectionModel("yolo11n.yaml", nc=1, verbose=False)) is False  # CPU: no AMP
+
+
+@pytest.mark.gpu
+def test_amp_check_accepts_fp16_on_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    setup_ultralytics()
+    from ultralytics.nn.tasks import DetectionModel
+
+    from fer_yolo.utils.ultralytics_env import check_amp_offline
+
+    assert check_amp_offline(DetectionModel("yolo11n.yaml", nc=1, verbose=False).cuda()) is True

@@ -2,7 +2,8 @@
 
 ultralytics would otherwise reach the network for fonts (plots), the AMP check weights, hub and
 analytics, and write settings into the user's config folder. Here it gets its own config folder
-under fer-yolo's cache, YOLO_OFFLINE=1, sync off, and a local font so plots never download one.
+under fer-yolo's cache, YOLO_OFFLINE=1, sync off, a local font so plots never download one, and an
+AMP check that compares the model being trained in fp32 and fp16 instead of downloading a model.
 """
 
 from __future__ import annotations
@@ -53,3 +54,39 @@ def setup_ultralytics() -> None:
     from ultralytics.utils import patches
 
     patches._pil_plugins_registered = True
+    # The trainer's AMP check downloads yolo26n.pt to compare fp32 and fp16 outputs; compare the model
+    # being trained instead.
+    import ultralytics.engine.trainer as trainer
+
+    trainer.check_amp = check_amp_offline
+
+
+def check_amp_offline(model) -> bool:
+    """AMP for CUDA training when fp16 autocast reproduces the model's fp32 outputs (no download).
+
+    Returns False on the CPU, and on CUDA when fp16 gives non-finite or clearly different outputs.
+    """
+    import copy
+    import logging
+
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return False
+    try:
+        m = copy.deepcopy(model).float().eval()
+        x = torch.rand(2, 3, 256, 256, device=device)
+        with torch.no_grad():
+            a = m(x)[0]
+            with torch.autocast("cuda", dtype=torch.float16):
+                b = m(x)[0].float()
+        ok = (
+            bool(torch.isfinite(b).all()) and float((a - b).abs().max()) <= 0.02 * float(a.abs().max()) + 1e-3
+        )
+    except Exception as e:  # any failure: train in fp32 rather than risk NaN losses
+        logging.getLogger(__name__).warning("AMP check failed (%s): training in fp32", e)
+        return False
+    if not ok:
+        logging.getLogger(__name__).warning("fp16 outputs differ from fp32 on this GPU: training in fp32")
+    return ok
