@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.tracking import FaceTracker
+from fer_yolo.utils.device import machine_name
 from fer_yolo.utils.io import save_checkpoint, write_json, write_text
 from fer_yolo.utils.paths import data_root
 
@@ -119,9 +119,7 @@ def main() -> int:
         rows["original design (MTCNN + ResNet34 per face)"] = measure(original, frames, fps)
         resnet.unlink()
     h, w = frames[0].shape[:2]
-    machine = (
-        f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}"
-    )
+    machine = f"{machine_name()}, {args.threads} threads, torch {torch.__version__}"
     result = {
         "source": str(source),
         "frames": len(frames),
