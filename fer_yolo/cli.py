@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
 from fer_yolo.config import load_config, parse_assignment
 from fer_yolo.emotion.preprocess import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError
+from fer_yolo.utils.paths import cache_dir
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -335,6 +337,7 @@ COMMANDS = {
     "eval": run_eval,
     "stream": run_stream,
     "predict": run_stream,
+    "serve": run_serve,
 }
 
 
@@ -355,6 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug or an unforeseen failure: one line here, the traceback in a log file
+        if args.debug:
+            raise
+        log = cache_dir() / "logs" / "last-error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"hint: the traceback is in {log}; --debug shows it here", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

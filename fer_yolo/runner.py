@@ -96,15 +96,20 @@ def process_source(
     info = source.info
     images = isinstance(source, ImageSource)
     stem = stem or ("predictions" if images else info.stem)
-    timeline = TimelineSink(
-        run_dir / f"{stem}.jsonl" if cfg["save_json"] else None,
-        run_dir / f"{stem}.csv" if cfg["save_csv"] else None,
-    )
+    files = {
+        "jsonl": run_dir / f"{stem}.jsonl" if cfg["save_json"] else None,
+        "csv": run_dir / f"{stem}.csv" if cfg["save_csv"] else None,
+        "video": run_dir / f"{stem}{video_suffix}" if cfg["save"] and not images else None,
+        "summary": run_dir / f"{stem}_summary.json",
+        "chart": run_dir / f"{stem}_emotions.png",
+    }
+    timeline = TimelineSink(files["jsonl"], files["csv"])
     video = (
-        VideoSink(run_dir / f"{stem}{video_suffix}", info.fps, info.resolution_wh)
-        if cfg["save"] and not images
+        VideoSink(files["video"], info.fps, info.resolution_wh)
+        if files["video"]
         else contextlib.nullcontext()
     )
+    image_names: set[str] = set()
     summary, rate = RunSummary(info.fps), _Rate()
     show = cfg["show"] and has_display()
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
@@ -119,11 +124,14 @@ def process_source(
                 if cfg["save"] or show:
                     annotated = annotator.annotate(frame.image, faces, fps if cfg["fps_overlay"] else None)
                     if images and cfg["save"]:
-                        out = run_dir / "images" / Path(frame.name).name
+                        out = run_dir / "images" / _unique(Path(frame.name).name, image_names)
                         with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
                             cv2.imwrite(str(tmp), annotated)
                     elif writer is not None:
-                        writer.write(annotated)
+                        # Live sources drop frames: repeat or skip so the video keeps real time at its fps.
+                        repeats = round(frame.t_s * info.fps) + 1 - writer.frames if info.live else 1
+                        for _ in range(max(repeats, 0)):
+                            writer.write(annotated)
                     if show:
                         cv2.imshow("fer-yolo", annotated)
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
@@ -145,23 +153,35 @@ def process_source(
             if show:
                 cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t0
-    summary.write(run_dir / f"{stem}_summary.json", run_dir / f"{stem}_emotions.png")
+    summary.write(files["summary"], files["chart"])
     report = {
         "source": info.name,
         "frames": n,
         "seconds": round(elapsed, 2),
         "fps": round(n / elapsed, 2) if elapsed else None,
         "faces_tracks": len(summary.tracks),
-        "outputs": sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(f"{stem}*")),
+        "outputs": sorted(p.name for p in files.values() if p is not None and p.is_file()),
     }
     for key in ("dropped", "reconnects"):
         if hasattr(source, key):
             report[key] = getattr(source, key)
     if images:
         report["skipped"] = source.skipped
+        report["images"] = len(image_names)
     if interrupted:
         raise _Interrupted(report)
     return report
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """`name`, or name_2, name_3... (before the suffix) if already in `used`; the result is added to it."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, k = name, 1
+    while candidate in used:
+        k += 1
+        candidate = f"{stem}_{k}{suffix}"
+    used.add(candidate)
+    return candidate
 
 
 class _Interrupted(Exception):
@@ -188,10 +208,13 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     run_dir = increment_dir(Path(cfg["project"]).expanduser(), cfg["name"])
     report = RunReport(run_dir)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
+    stems: set[str] = set()
     try:
         for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"]):
             with source:
-                report.sources.append(process_source(pipeline, source, cfg, run_dir, annotator, quiet))
+                base = "predictions" if isinstance(source, ImageSource) else source.info.stem
+                stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
+                report.sources.append(process_source(pipeline, source, cfg, run_dir, annotator, quiet, stem))
     except _Interrupted as e:
         report.sources.append(e.report)
         report.interrupted = True

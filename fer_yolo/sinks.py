@@ -20,6 +20,7 @@ import supervision as sv
 
 from fer_yolo.annotation import EMOTION_COLORS
 from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.errors import FerYoloError
 from fer_yolo.utils.io import atomic_path, write_json
 
 #: Timeline columns (CSV header; JSON Lines use the same names per face).
@@ -51,6 +52,13 @@ class VideoSink:
         fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(self.path.suffix.lower(), "mp4v"))
         self.writer = cv2.VideoWriter(str(tmp), fourcc, self.fps, self.resolution_wh)
         self._stack.callback(self.writer.release)
+        if not self.writer.isOpened():
+            err = FerYoloError(
+                f"cannot write {self.path} (size {self.resolution_wh}, {self.fps:g} fps)",
+                "use another suffix (.mp4, .avi, .webm) or --no-save",
+            )
+            self._stack.__exit__(type(err), err, None)  # the temporary file is discarded, nothing published
+            raise err
         return self
 
     def write(self, image: np.ndarray) -> None:
@@ -135,10 +143,15 @@ class RunSummary:
     def __init__(self, fps: float | None) -> None:
         self.fps = fps
         self.frames = 0
+        self._last_t: float | None = None
         self.tracks: dict[int, dict] = {}
         self._buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
 
     def add(self, t_s: float, faces: sv.Detections) -> None:
+        # Each frame stands for the time since the previous one (1/fps for the first): right for strided
+        # files and for live sources that drop frames.
+        dt = 1 / self.fps if self.fps and self._last_t is None else max(0.0, t_s - (self._last_t or 0.0))
+        self._last_t = t_s
         self.frames += 1
         probs = faces.data.get(EMOTION_PROBS_KEY)
         if probs is None:
@@ -149,16 +162,15 @@ class RunSummary:
             self._buckets[int(t_s)][emotion] += 1
             if tid < 0:
                 continue
-            track = self.tracks.setdefault(tid, {"first_t_s": t_s, "frames": 0, "counts": Counter()})
+            track = self.tracks.setdefault(tid, {"first_t_s": t_s, "frames": 0, "seconds": Counter()})
             track["last_t_s"] = t_s
             track["frames"] += 1
-            track["counts"][emotion] += 1
+            track["seconds"][emotion] += dt
 
     def to_dict(self) -> dict:
-        step = 1 / self.fps if self.fps else 0.0
         tracks = []
         for tid, t in sorted(self.tracks.items()):
-            dominant, _ = t["counts"].most_common(1)[0]
+            dominant, _ = t["seconds"].most_common(1)[0]
             tracks.append(
                 {
                     "track_id": tid,
@@ -166,7 +178,7 @@ class RunSummary:
                     "last_t_s": round(t["last_t_s"], 3),
                     "frames": t["frames"],
                     "dominant_emotion": dominant,
-                    "emotion_s": {e: round(t["counts"][e] * step, 2) for e in EMOTIONS if t["counts"][e]},
+                    "emotion_s": {e: round(t["seconds"][e], 2) for e in EMOTIONS if t["seconds"][e]},
                 }
             )
         return {"frames": self.frames, "fps": self.fps, "tracks": tracks}

@@ -233,40 +233,49 @@ class LiveSource(FrameSource):
         return None
 
     def _reader(self) -> None:
+        # The reader thread owns the capture: only it reads, re-opens and finally releases it, so close()
+        # never releases a device in the middle of a read.
         index, failures = 1, 0
-        while not self._stop.is_set():
-            ok, image = self.cap.read() if self.cap is not None else (False, None)
-            if ok:
-                failures = 0
-                with self._lock:
-                    if self._latest is not None:
-                        self.dropped += 1
-                    self._latest = (image, index)
-                    self._lock.notify()
-                index += 1
-                continue
-            if not self.reconnect:
-                break
+        try:
+            while not self._stop.is_set():
+                ok, image = self.cap.read() if self.cap is not None else (False, None)
+                if ok:
+                    failures = 0
+                    with self._lock:
+                        if self._latest is not None:
+                            self.dropped += 1
+                        self._latest = (image, index)
+                        self._lock.notify()
+                    index += 1
+                    continue
+                if not self.reconnect:
+                    break
+                if self.cap is not None:
+                    self.cap.release()
+                    self.cap = None
+                failures += 1
+                if self.max_retries and failures > self.max_retries:
+                    LOGGER.error("%s: gave up after %d reconnection attempts", self.info.name, failures - 1)
+                    break
+                wait = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
+                LOGGER.warning(
+                    "%s: stream lost; reconnecting in %.1f s (attempt %d)", self.info.name, wait, failures
+                )
+                if self._stop.wait(wait):
+                    break
+                self.cap = self._open()
+                if self.cap is not None:
+                    self.reconnects += 1
+                    LOGGER.warning("%s: reconnected", self.info.name)
+        except Exception as e:  # a capture backend error ends the source instead of hanging the consumer
+            LOGGER.error("%s: capture failed: %s", self.info.name, e)
+        finally:
             if self.cap is not None:
                 self.cap.release()
                 self.cap = None
-            failures += 1
-            if self.max_retries and failures > self.max_retries:
-                LOGGER.error("%s: gave up after %d reconnection attempts", self.info.name, failures - 1)
-                break
-            wait = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
-            LOGGER.warning(
-                "%s: stream lost; reconnecting in %.1f s (attempt %d)", self.info.name, wait, failures
-            )
-            if self._stop.wait(wait):
-                break
-            self.cap = self._open()
-            if self.cap is not None:
-                self.reconnects += 1
-                LOGGER.warning("%s: reconnected", self.info.name)
-        with self._lock:
-            self._ended = True
-            self._lock.notify()
+            with self._lock:
+                self._ended = True
+                self._lock.notify()
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
@@ -279,19 +288,21 @@ class LiveSource(FrameSource):
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
-        if self.cap is not None:
-            self.cap.release()
+        self._thread.join(timeout=self.timeout_s + 5)
+        if (
+            self._thread.is_alive()
+        ):  # a driver blocked in read(): the thread releases the device when it returns
+            LOGGER.warning("%s: capture still blocked; it is released when the read returns", self.info.name)
 
 
 def _expand(spec: str) -> list[Path]:
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():  # before globbing: "clip[1].mp4" is a file name, not a pattern
+        files = [path]
     elif any(c in spec for c in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(Path(spec).expanduser()), recursive=True))
-    elif path.is_file():
-        files = [path]
     else:
         raise SourceError(
             f"source not found: {spec}", "pass a webcam index, a URL, a file, a folder or a glob"

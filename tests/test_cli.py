@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from fer_yolo.utils.paths import default_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,3 +47,28 @@ def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch
 def test_version_and_help():
     assert fer_yolo("--version").stdout.startswith("fer-yolo ")
     assert "convert" in fer_yolo("--help").stdout
+
+
+def test_serve_starts_and_answers(tmp_path: Path):
+    if not default_weights("detector").is_file() or not default_weights("emotion").is_file():
+        pytest.fail("shipped weights missing")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_yolo.cli", "serve", "--port", str(port), "--device", "cpu", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, info = time.time() + 120, None
+        while info is None and time.time() < deadline and proc.poll() is None:
+            try:
+                info = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=2).read()
+            except OSError:
+                time.sleep(0.5)
+        assert info is not None and b'"live":false' in info, proc.stderr.read() if proc.poll() else ""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

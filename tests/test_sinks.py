@@ -12,6 +12,7 @@ import pytest
 import supervision as sv
 
 from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.errors import FerYoloError
 from fer_yolo.sinks import TIMELINE_COLUMNS, RunSummary, TimelineSink, VideoSink
 
 
@@ -63,3 +64,9 @@ def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: P
     assert track["dominant_emotion"] == "happy" and track["emotion_s"] == {"happy": 0.7, "sad": 0.3}
     assert track["first_t_s"] == 0.0 and track["last_t_s"] == 0.9
     assert cv2.imread(str(tmp_path / "s.png")) is not None
+
+
+def test_video_sink_that_cannot_open_is_a_clear_error_and_publishes_nothing(tmp_path: Path):
+    with pytest.raises(FerYoloError, match="cannot write"), VideoSink(tmp_path / "v.mp4", 25.0, (0, 0)):
+        pass
+    assert list(tmp_path.iterdir()) == []

@@ -87,3 +87,11 @@ def test_live_capture_keeps_only_the_newest_frame(media: Path):
     assert source.dropped > 0
     assert len(taken) + source.dropped == 275
     assert taken == sorted(taken) and taken[-1] == 274  # in order, and the last frame is the newest one
+
+
+def test_file_names_with_glob_characters_are_files_not_patterns(media: Path, tmp_path: Path):
+    clip = tmp_path / "clip[1].mp4"
+    shutil.copy(media / CLIP, clip)
+    (source,) = open_sources(str(clip))
+    assert isinstance(source, VideoFileSource) and source.info.total_frames == 275
+    source.close()

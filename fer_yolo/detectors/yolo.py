@@ -14,6 +14,7 @@ NMS-ed by ultralytics' non_max_suppression.
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -153,6 +154,9 @@ class YoloFaceDetector(FaceDetector):
         self.model = (model.half() if self.half else model).to(self.device, memory_format=torch.channels_last)
         self.stride = int(max(model.stride.max().item(), 32))
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
+        # ultralytics' Detect head caches its anchors for the last input shape: calls from several threads
+        # (the web app's image route, video jobs and live feed) must not interleave.
+        self._lock = threading.Lock()
 
     @torch.inference_mode()
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
@@ -161,10 +165,15 @@ class YoloFaceDetector(FaceDetector):
         batch, transforms = letterbox_batch(images, self.imgsz, self.stride)
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NCHW
         x = (x.half() if self.half else x.float()).div_(255).contiguous(memory_format=torch.channels_last)
-        preds = self.model(x)
-        kept = self._nms(
-            preds, self.conf, self.iou, max_det=self.max_det, end2end=getattr(self.model, "end2end", False)
-        )
+        with self._lock:
+            preds = self.model(x)
+            kept = self._nms(
+                preds,
+                self.conf,
+                self.iou,
+                max_det=self.max_det,
+                end2end=getattr(self.model, "end2end", False),
+            )
         out = []
         for det, (r, px, py), im in zip(kept, transforms, images):
             det = det.float().cpu().numpy()

@@ -77,11 +77,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def increment_dir(parent: str | os.PathLike, name: str) -> Path:
-    """Create and return parent/name, or parent/name2, name3, ... if it already exists."""
+    """Create and return parent/name, or parent/name2, name3, ... if it already exists.
+
+    The folder is claimed by creating it, so two runs started at once never share one.
+    """
     parent = Path(parent)
-    candidate, n = parent / name, 1
-    while candidate.exists():
-        n += 1
-        candidate = parent / f"{name}{n}"
-    candidate.mkdir(parents=True)
-    return candidate
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = parent / (name if n == 1 else f"{name}{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1

@@ -41,7 +41,9 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     """
     serve = cfg["serve"]
     pipeline = pipeline or Pipeline.from_config(cfg["pipeline"])
-    jobs = VideoJobs(pipeline, cfg["stream"], serve["job_ttl_s"], serve["max_jobs"])
+    jobs = VideoJobs(
+        pipeline, cfg["stream"], serve["job_ttl_s"], serve["max_jobs"], serve["max_video_frames"]
+    )
     live = LiveFeed(pipeline.fork(), str(serve["source"])) if serve["source"] != "" else None
     lock, annotator = threading.Lock(), FaceAnnotator(bars=False, show_fps=False)
 
@@ -61,6 +63,8 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    limits = {"/api/image": serve["max_image_mb"], "/api/videos": serve["max_video_mb"]}
+    app.add_middleware(BodyLimit, limits_mb=limits)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -117,21 +121,21 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     @app.post("/api/videos", status_code=202)
     def upload_video(file: UploadFile = File(...)) -> dict:
         """Queue a video; poll the returned status URL, then fetch its files."""
-        if jobs.full():
+        slot = jobs.reserve()
+        if slot is None:
             raise UploadError("too many videos in progress; try again later", status=429)
-        job_id, folder = jobs.new_folder()
-        upload, size, limit = folder / "upload", 0, serve["max_video_mb"] * 1e6
+        job_id, folder = slot
+        upload, size = folder / "upload", 0
         try:
             with upload.open("wb") as f:
                 while chunk := file.file.read(_CHUNK):
                     size += len(chunk)
-                    if size > limit:
-                        check_size(size, serve["max_video_mb"], "video")
+                    check_size(size, serve["max_video_mb"], "video")
                     f.write(chunk)
+            check_size(size, serve["max_video_mb"], "video")
             total, _ = check_video(upload, serve["max_video_mb"], serve["max_video_frames"])
-        except UploadError:
-            upload.unlink(missing_ok=True)
-            folder.rmdir()
+        except BaseException:  # refused or failed: nothing of this upload stays behind
+            jobs.release(job_id)
             raise
         job = jobs.submit(job_id, folder, upload, total)
         return {"id": job.id, "status_url": f"/api/videos/{job.id}"}
@@ -171,3 +175,51 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         return live.stats()
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over a per-path limit before they are stored anywhere.
+
+    Starlette spools a multipart upload to disk before the route runs, so the route's own check comes
+    too late to protect the disk: this one rejects a too-large Content-Length at once (413), and counts
+    the bytes of bodies sent without one.
+    """
+
+    def __init__(self, app, limits_mb: dict[str, float], overhead: int = 1 << 16) -> None:
+        self.app, self.limits, self.overhead = app, limits_mb, overhead
+
+    async def __call__(self, scope, receive, send) -> None:
+        limit_mb = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit_mb is None:
+            await self.app(scope, receive, send)
+            return
+        max_bytes = int(limit_mb * 1e6) + self.overhead  # multipart headers around the file
+        message = f"the upload is over the {limit_mb:g} MB limit"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > max_bytes:
+                raise _TooLarge
+            return msg
+
+        async def tracked_send(msg):
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

@@ -56,7 +56,11 @@ class VideoJob:
         if self.error:
             out["error"] = self.error
         if self.status == "done":
-            out["files"] = {name: f"/api/videos/{self.id}/{name}" for name in JOB_FILES}
+            out["files"] = {
+                name: f"/api/videos/{self.id}/{name}"
+                for name, f in JOB_FILES.items()
+                if (self.folder / f).is_file()
+            }
             out["fps"] = self.report.get("fps")
         return out
 
@@ -68,10 +72,14 @@ class VideoJobs:
         pipeline: The server's pipeline; each job runs on a fork (own tracks, shared models).
         stream_cfg: The `stream` config section (what each job writes).
         ttl_s: Seconds a finished job (and its files) is kept.
-        max_jobs: Jobs kept at once; more are refused until old ones expire.
+        max_jobs: Jobs uploading, queued or running at once; more are refused. Finished jobs beyond
+            this many are deleted, oldest first.
+        max_frames: Frames processed per video at most (headers can lie about the length).
     """
 
-    def __init__(self, pipeline: Pipeline, stream_cfg: dict, ttl_s: float, max_jobs: int) -> None:
+    def __init__(
+        self, pipeline: Pipeline, stream_cfg: dict, ttl_s: float, max_jobs: int, max_frames: int
+    ) -> None:
         self.pipeline, self.ttl_s, self.max_jobs = pipeline, ttl_s, max_jobs
         self.cfg = {
             **stream_cfg,
@@ -79,28 +87,38 @@ class VideoJobs:
             "save_json": True,
             "save_csv": True,
             "show": False,
-            "max_frames": 0,
+            "max_frames": max_frames,
         }
         self.root = Path(tempfile.mkdtemp(prefix="fer-yolo-jobs-"))
         self.jobs: dict[str, VideoJob] = {}
+        self._reserved: set[str] = set()  # ids whose upload is still arriving
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="video-job")
 
-    def new_folder(self) -> tuple[str, Path]:
-        """A fresh job id and its private folder (the upload is saved there before `submit`)."""
-        job_id = uuid.uuid4().hex
+    def reserve(self) -> tuple[str, Path] | None:
+        """A job id and its private folder for an upload, or None when max_jobs are already active."""
+        self.expire()
+        with self._lock:
+            active = len(self._reserved) + sum(j.status in ("queued", "running") for j in self.jobs.values())
+            if active >= self.max_jobs:
+                return None
+            job_id = uuid.uuid4().hex
+            self._reserved.add(job_id)
         folder = self.root / job_id
         folder.mkdir()
         return job_id, folder
 
-    def full(self) -> bool:
-        self.expire()
+    def release(self, job_id: str) -> None:
+        """Give back a reservation whose upload was refused, deleting what it wrote."""
         with self._lock:
-            return len(self.jobs) >= self.max_jobs
+            self._reserved.discard(job_id)
+        shutil.rmtree(self.root / job_id, ignore_errors=True)
 
     def submit(self, job_id: str, folder: Path, upload: Path, total: int) -> VideoJob:
-        job = VideoJob(job_id, folder, total=total)
+        job = VideoJob(job_id, folder, total=total if total > 0 else None)
         with self._lock:
+            self._reserved.discard(job_id)
             self.jobs[job_id] = job
         self._pool.submit(self._run, job, upload)
         return job
@@ -115,6 +133,8 @@ class VideoJobs:
 
         def progress(n: int, total: int | None) -> None:
             job.frames = n
+            if self._closing.is_set():
+                raise _Cancelled
 
         try:
             with VideoFileSource(upload) as source:
@@ -130,6 +150,8 @@ class VideoJobs:
                     progress,
                 )
             job.status = "done"
+        except _Cancelled:
+            job.status, job.error = "error", "the server stopped"
         except Exception as e:  # reported to the user; the server keeps running
             LOGGER.exception("video job %s failed", job.id)
             job.status, job.error = "error", f"processing failed: {type(e).__name__}: {e}"
@@ -138,16 +160,23 @@ class VideoJobs:
             job.finished_at = time.monotonic()
 
     def expire(self) -> None:
-        """Delete finished jobs older than the TTL, with their files."""
+        """Delete finished jobs older than the TTL, and the oldest beyond max_jobs, with their files."""
         now = time.monotonic()
         with self._lock:
-            old = [j for j in self.jobs.values() if j.finished_at and now - j.finished_at > self.ttl_s]
+            finished = sorted((j for j in self.jobs.values() if j.finished_at), key=lambda j: j.finished_at)
+            old = [j for j in finished if now - j.finished_at > self.ttl_s]
+            old += [j for j in finished if j not in old][: max(0, len(finished) - len(old) - self.max_jobs)]
             for job in old:
                 del self.jobs[job.id]
         for job in old:
             shutil.rmtree(job.folder, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop the worker and delete every job's files."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the running job at its next frame, then delete every job's files."""
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Cancelled(Exception):
+    """Raised in a job's frame callback when the server stops."""

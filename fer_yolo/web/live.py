@@ -7,11 +7,12 @@ as MJPEG. A file source loops, so a recorded clip can stand in for a camera.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import cv2
 
@@ -54,6 +55,7 @@ class LiveFeed:
         annotator, last = FaceAnnotator(), None
         try:
             while not self._stop.is_set():
+                seq_before = self.seq
                 for source in open_sources(self.spec):
                     with source:
                         for result in self.pipeline.run(source):
@@ -74,23 +76,29 @@ class LiveFeed:
                                 return
                             if not source.info.live:  # pace a looping file at its own frame rate
                                 time.sleep(max(0.0, 1 / (source.info.fps or 25) - (time.monotonic() - now)))
+                if self.seq == seq_before:  # the source gave no frame at all: do not spin
+                    raise FerYoloError(f"{self.spec} gave no frames", "check the live source")
         except FerYoloError as e:
             self.error = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
             LOGGER.error("live feed stopped: %s", self.error)
+        except Exception as e:  # whatever stops the feed is shown on the page, never a silent stall
+            self.error = f"unexpected {type(e).__name__}: {e}"
+            LOGGER.exception("live feed stopped")
         finally:
             with self._cond:
                 self._cond.notify_all()
 
-    def mjpeg(self, boundary: str = "frame") -> Iterator[bytes]:
-        """multipart/x-mixed-replace parts, one per new annotated frame, until the feed stops."""
+    async def mjpeg(self, boundary: str = "frame") -> AsyncIterator[bytes]:
+        """multipart/x-mixed-replace parts, one per new annotated frame, until the feed stops.
+
+        Asynchronous, so a viewer waiting for frames (or gone) holds no worker thread.
+        """
         seen = 0  # seq 0: no frame yet
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.error is None:
+            if self.seq == seen:
+                await asyncio.sleep(0.01)
+                continue
             with self._cond:
-                self._cond.wait_for(lambda: self.seq != seen or self.error or self._stop.is_set(), timeout=5)
-                if self.error or self._stop.is_set():
-                    return
-                if self.seq == seen:
-                    continue
                 seen, jpeg = self.seq, self.jpeg
             yield b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
 
