@@ -77,11 +77,16 @@ class Pipeline:
                 max_det=cfg["max_faces"],
                 device=cfg["device"],
                 half=cfg["half"],
+                backend=cfg["backend"],
             )
         else:
             detector = build_detector(cfg["detector"], device=cfg["device"])
         classifier = EmotionClassifier(
-            cfg["emotion_weights"] or None, device=cfg["device"], half=cfg["half"], margin=cfg["margin"]
+            cfg["emotion_weights"] or None,
+            device=cfg["device"],
+            half=cfg["half"],
+            margin=cfg["margin"],
+            backend=cfg["backend"],
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None

@@ -47,7 +47,8 @@ def test_multi_face_photo_gets_one_result_per_face(pipeline: Pipeline, media: Pa
     assert probs.shape == (6, len(EMOTIONS)) and np.allclose(probs.sum(1), 1, atol=1e-4)
     assert list(faces.data[EMOTION_KEY]) == [EMOTIONS[i] for i in probs.argmax(1)]
     assert faces.tracker_id is None and set(latency) == {"detect", "track", "classify", "total"}
-    assert len(pipeline.process(cv2.imread(str(media / "dlib_faces/dogs.jpg")))[0]) == 0
+    blank = np.full((480, 640, 3), 127, np.uint8)
+    assert len(pipeline.process(blank)[0]) == 0
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ import supervision as sv
 import torch
 
 from fer_yolo.detectors.base import FaceDetector, make_detections
-from fer_yolo.errors import WeightsError
+from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.export import BACKENDS, OnnxNet, cached_onnx, export_detector_onnx, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import default_weights
@@ -124,6 +125,8 @@ class YoloFaceDetector(FaceDetector):
         device: auto | cpu | cuda | cuda:N.
         half: fp16 inference (CUDA only).
         max_det: Most faces per image.
+        backend: auto (ONNX Runtime on the CPU, about 2x faster there; PyTorch on CUDA) | torch | onnx.
+            The ONNX export is made once per weights file into fer-yolo's cache.
 
     Raises:
         WeightsError: The weights are missing or unreadable.
@@ -141,8 +144,12 @@ class YoloFaceDetector(FaceDetector):
         device: str = "auto",
         half: bool = True,
         max_det: int = 300,
+        backend: str = "auto",
     ) -> None:
-        ckpt = load_yolo_checkpoint(weights or default_weights("detector"))
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}", f"choose one of {BACKENDS}")
+        path = Path(weights or default_weights("detector")).expanduser()
+        ckpt = load_yolo_checkpoint(path)
         from ultralytics.utils.nms import non_max_suppression
 
         self._nms = non_max_suppression
@@ -150,30 +157,40 @@ class YoloFaceDetector(FaceDetector):
         self.device = select_device(device)
         self.half = half and self.device.type == "cuda"
         model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-        # channels_last: about 20% faster convolutions on the CPU (measured on the AVX2 machines)
-        self.model = (model.half() if self.half else model).to(self.device, memory_format=torch.channels_last)
         self.stride = int(max(model.stride.max().item(), 32))
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
+        self.end2end = getattr(model, "end2end", False)
+        self.backend = "onnx" if use_onnx(backend, self.device) else "torch"
+        if self.backend == "onnx":
+            onnx = cached_onnx(path, lambda out: export_detector_onnx(model, out))
+            self._net = OnnxNet(onnx, torch.get_num_threads())
+        else:
+            # channels_last: about 20% faster convolutions on the CPU (measured on the AVX2 machines)
+            self.model = (model.half() if self.half else model).to(
+                self.device, memory_format=torch.channels_last
+            )
         # ultralytics' Detect head caches its anchors for the last input shape: calls from several threads
         # (the web app's image route, video jobs and live feed) must not interleave.
         self._lock = threading.Lock()
+
+    def _forward(self, batch: np.ndarray) -> torch.Tensor:
+        """Raw predictions (n, 4 + classes, anchors) for a letterboxed BGR uint8 batch (n, H, W, 3)."""
+        if self.backend == "onnx":
+            return self._net(
+                np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
+            )
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NCHW
+        x = (x.half() if self.half else x.float()).div_(255).contiguous(memory_format=torch.channels_last)
+        return self.model(x)
 
     @torch.inference_mode()
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         if not images:
             return []
         batch, transforms = letterbox_batch(images, self.imgsz, self.stride)
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NCHW
-        x = (x.half() if self.half else x.float()).div_(255).contiguous(memory_format=torch.channels_last)
         with self._lock:
-            preds = self.model(x)
-            kept = self._nms(
-                preds,
-                self.conf,
-                self.iou,
-                max_det=self.max_det,
-                end2end=getattr(self.model, "end2end", False),
-            )
+            preds = self._forward(batch)
+            kept = self._nms(preds, self.conf, self.iou, max_det=self.max_det, end2end=self.end2end)
         out = []
         for det, (r, px, py), im in zip(kept, transforms, images):
             det = det.float().cpu().numpy()

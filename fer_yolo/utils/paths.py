@@ -34,8 +34,8 @@ def data_root(required: bool = True) -> Path | None:
     return None
 
 
-#: Shipped weight files (in weights/ of the checkout, or $FER_YOLO_WEIGHTS), by role.
-SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_resnet34.pt"}
+#: Shipped weight files (in weights/ of the checkout, or $FER_YOLO_WEIGHTS), by role; model cards beside them.
+SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_mobilenetv2.pt"}
 
 
 def default_weights(role: str) -> Path:
