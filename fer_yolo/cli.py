@@ -149,6 +149,7 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
         "--no-track", dest="track", action="store_false", default=None, help="no tracking/smoothing"
     )
     p.add_argument("--vid-stride", type=int, help="video files: every n-th frame")
+    p.add_argument("--batch", type=int, help="files: frames per batch (GPU: 8-32; default 1)")
     p.add_argument("--show", action="store_true", default=None, help="show a window (needs a display)")
     p.add_argument(
         "--no-save", dest="save", action="store_false", default=None, help="no annotated video/images"
@@ -187,6 +188,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         stream = {
             "source": args.source_opt or args.source,
             "vid_stride": args.vid_stride,
+            "batch": args.batch,
             "show": args.show,
             "save": args.save,
             "save_json": args.save_json,

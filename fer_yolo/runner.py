@@ -116,7 +116,7 @@ def process_source(
     interrupted, t0, n = False, time.perf_counter(), 0
     with timeline, video as writer:
         try:
-            for result in pipeline.run(source):
+            for result in pipeline.run(source, cfg["batch"]):
                 fps = rate.tick()
                 frame, faces = result.frame, result.faces
                 timeline.write(frame.index, frame.t_s, faces, frame.name)

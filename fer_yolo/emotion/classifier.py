@@ -128,7 +128,12 @@ class EmotionClassifier:
 
     def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
         """float32 (n, 7) probabilities for the n face boxes of a BGR uint8 frame."""
-        return self.predict_crops([square_crop(image, box, self.margin) for box in faces.xyxy])
+        return self.classify_frames([image], [faces])
+
+    def classify_frames(self, images: list[np.ndarray], faces: list[sv.Detections]) -> np.ndarray:
+        """float32 (total faces, 7) probabilities of the faces of several frames, one batch, frame order."""
+        crops = [square_crop(im, box, self.margin) for im, f in zip(images, faces) for box in f.xyxy]
+        return self.predict_crops(crops)
 
 
 def save_emotion_weights(src: str | Path, dst: str | Path, **card) -> Path:
