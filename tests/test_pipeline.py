@@ -18,6 +18,7 @@ from fer_yolo.config import load_config
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import run
+from fer_yolo.sources import VideoFileSource
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +189,17 @@ def test_long_stream_keeps_memory_flat(cfg: dict, media: Path, tmp_path: Path):
     assert proc.returncode == 0, err
     assert len((tmp_path / "run/looped.jsonl").read_text().splitlines()) == 2200
     assert len(samples) >= 5 and max(samples) - samples[0] < 40, samples
+
+
+def test_batched_file_processing_matches_frame_by_frame(pipeline: Pipeline, media: Path):
+    clip = media / "face_recognition/short_hamilton_clip.mp4"
+    results = {}
+    for batch in (1, 4):
+        with VideoFileSource(clip) as source:
+            results[batch] = [r for _, r in zip(range(30), pipeline.run(source, batch=batch))]
+    assert [r.frame.index for r in results[4]] == list(range(30))
+    for a, b in zip(results[1], results[4]):
+        assert len(a.faces) == len(b.faces)
+        assert np.allclose(a.faces.xyxy, b.faces.xyxy, atol=1.0)
+        assert (a.faces.tracker_id == b.faces.tracker_id).all()
+        assert np.allclose(a.faces.data[EMOTION_PROBS_KEY], b.faces.data[EMOTION_PROBS_KEY], atol=0.02)
