@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from fer_yolo.errors import ConfigError
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import cache_dir
 
@@ -76,7 +77,13 @@ def cached_onnx(weights: str | Path, export: Callable[[Path], object]) -> Path:
 
 
 def use_onnx(backend: str, device: torch.device) -> bool:
-    """Resolve a backend setting: ONNX Runtime for "onnx", and for "auto" on the CPU when it is installed."""
+    """Resolve a backend setting: ONNX Runtime for "onnx", and for "auto" on the CPU when it is installed.
+
+    Raises:
+        ConfigError: `backend` is not one of BACKENDS.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}", f"choose one of {BACKENDS}")
     if backend == "auto":
         return device.type == "cpu" and importlib.util.find_spec("onnxruntime") is not None
     return backend == "onnx"

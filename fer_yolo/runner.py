@@ -48,8 +48,8 @@ def has_display() -> bool:
     return True
 
 
-class _Rate:
-    """Frames per second over recent frames (exponential average of frame intervals)."""
+class FrameRate:
+    """Frames per second over recent frames (exponential average of frame intervals), one tick() a frame."""
 
     def __init__(self) -> None:
         self.last, self.interval = None, None
@@ -68,9 +68,9 @@ def process_source(
     source: FrameSource,
     cfg: dict,
     run_dir: Path,
+    stem: str,
     annotator: FaceAnnotator,
     quiet: bool = True,
-    stem: str | None = None,
     video_suffix: str = ".mp4",
     on_frame: Callable[[int, int | None], None] | None = None,
 ) -> dict:
@@ -79,11 +79,11 @@ def process_source(
     Args:
         pipeline: The pipeline (its tracks restart).
         source: An opened source.
-        cfg: The `stream` config section (save, save_json, save_csv, show, fps_overlay, max_frames).
+        cfg: The `stream` config section (save, save_json, save_csv, show, batch, max_frames).
         run_dir: Output folder.
-        annotator: Draws the annotated frames.
+        stem: Output file stem (unique within the run).
+        annotator: Draws the annotated frames (its show_fps decides the FPS overlay).
         quiet: No progress bar.
-        stem: Output file stem (default: the source's; "predictions" for image sets).
         video_suffix: .mp4 (mp4v) or .webm (VP8, plays in browsers).
         on_frame: Called after each frame with (frames done, total or None).
 
@@ -95,7 +95,6 @@ def process_source(
     """
     info = source.info
     images = isinstance(source, ImageSource)
-    stem = stem or ("predictions" if images else info.stem)
     files = {
         "jsonl": run_dir / f"{stem}.jsonl" if cfg["save_json"] else None,
         "csv": run_dir / f"{stem}.csv" if cfg["save_csv"] else None,
@@ -110,7 +109,7 @@ def process_source(
         else contextlib.nullcontext()
     )
     image_names: set[str] = set()
-    summary, rate = RunSummary(info.fps), _Rate()
+    summary, rate = RunSummary(info.fps), FrameRate()
     show = cfg["show"] and has_display()
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
     interrupted, t0, n = False, time.perf_counter(), 0
@@ -122,7 +121,7 @@ def process_source(
                 timeline.write(frame.index, frame.t_s, faces, frame.name)
                 summary.add(frame.t_s, faces)
                 if cfg["save"] or show:
-                    annotated = annotator.annotate(frame.image, faces, fps if cfg["fps_overlay"] else None)
+                    annotated = annotator.annotate(frame.image, faces, fps)
                     if images and cfg["save"]:
                         out = run_dir / "images" / _unique(Path(frame.name).name, image_names)
                         with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
@@ -214,7 +213,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
             with source:
                 base = "predictions" if isinstance(source, ImageSource) else source.info.stem
                 stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
-                report.sources.append(process_source(pipeline, source, cfg, run_dir, annotator, quiet, stem))
+                report.sources.append(process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet))
     except _Interrupted as e:
         report.sources.append(e.report)
         report.interrupted = True

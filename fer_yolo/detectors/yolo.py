@@ -24,8 +24,8 @@ import supervision as sv
 import torch
 
 from fer_yolo.detectors.base import FaceDetector, make_detections
-from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import BACKENDS, OnnxNet, cached_onnx, export_detector_onnx, use_onnx
+from fer_yolo.errors import WeightsError
+from fer_yolo.export import OnnxNet, cached_onnx, export_detector_onnx, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import default_weights
@@ -146,8 +146,6 @@ class YoloFaceDetector(FaceDetector):
         max_det: int = 300,
         backend: str = "auto",
     ) -> None:
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}", f"choose one of {BACKENDS}")
         path = Path(weights or default_weights("detector")).expanduser()
         ckpt = load_yolo_checkpoint(path)
         from ultralytics.utils.nms import non_max_suppression

@@ -12,13 +12,30 @@ import torch
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, square_crop
-from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import BACKENDS, OnnxNet, cached_onnx, export_onnx, use_onnx
+from fer_yolo.errors import WeightsError
+from fer_yolo.export import OnnxNet, cached_onnx, export_onnx, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
 
 LOGGER = logging.getLogger(__name__)
+
+
+def _state_and_meta(path: Path) -> tuple[dict, dict]:
+    """The weights (state_dict, or a last.pt's EMA) and meta of a fer-yolo emotion checkpoint.
+
+    Raises:
+        WeightsError: Missing file, or a checkpoint without weights or meta.
+    """
+    ckpt = load_checkpoint(path)
+    state = ckpt.get("state_dict", ckpt.get("ema")) if isinstance(ckpt, dict) else None
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    if state is None or meta is None:
+        raise WeightsError(
+            f"{path} is not a fer-yolo emotion checkpoint (no state_dict/meta)",
+            "pass weights/emotion_*.pt or weights/best.pt of a `fer-yolo train emotion` run",
+        )
+    return state, meta
 
 
 def load_emotion_model(
@@ -43,14 +60,7 @@ def load_emotion_model(
         from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
 
         return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
-    ckpt = load_checkpoint(path)
-    state = ckpt.get("state_dict", ckpt.get("ema")) if isinstance(ckpt, dict) else None
-    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
-    if state is None or meta is None:
-        raise WeightsError(
-            f"{path} is not a fer-yolo emotion checkpoint (no state_dict/meta)",
-            "pass weights/emotion_*.pt or weights/best.pt of a `fer-yolo train emotion` run",
-        )
+    state, meta = _state_and_meta(path)
     pre = Preprocess.from_dict(meta["preprocess"])
     model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
     try:
@@ -97,8 +107,6 @@ class EmotionClassifier:
                 f"emotion weights not found: {path}",
                 "pass --emotion-weights, or train them with `fer-yolo train emotion`",
             )
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}", f"choose one of {BACKENDS}")
         self.device = select_device(device)
         model, self.preprocess = load_emotion_model(path, self.device)
         self.half = half and self.device.type == "cuda"
@@ -108,7 +116,8 @@ class EmotionClassifier:
             dynamic = {"input": {0: "batch"}, "output": {0: "batch"}}
             onnx = cached_onnx(path, lambda out: export_onnx(model, out, torch.zeros(1, c, s, s), dynamic))
             self._net = OnnxNet(onnx, torch.get_num_threads())
-        self.model = model.half() if self.half else model
+        else:
+            self.model = model.half() if self.half else model
         self.margin = margin
         self.class_names = EMOTIONS
 
@@ -144,10 +153,7 @@ def save_emotion_weights(src: str | Path, dst: str | Path, **card) -> Path:
         dst: Output file (e.g. weights/emotion_resnet34.pt).
         **card: Plain-data facts added to meta (e.g. metrics, the command that made it).
     """
-    ckpt = load_checkpoint(Path(src).expanduser())
-    state = ckpt.get("state_dict", ckpt.get("ema"))
-    if state is None or "meta" not in ckpt:
-        raise WeightsError(f"{src} is not a fer-yolo emotion checkpoint", "pass a run's weights/best.pt")
+    state, meta = _state_and_meta(Path(src).expanduser())
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_checkpoint(dst, {"state_dict": half, "meta": ckpt["meta"] | card})
+    save_checkpoint(dst, {"state_dict": half, "meta": meta | card})
     return Path(dst)

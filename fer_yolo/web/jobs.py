@@ -143,11 +143,10 @@ class VideoJobs:
                     source,
                     self.cfg,
                     job.folder,
-                    FaceAnnotator(),
-                    True,
                     "video",
-                    ".webm",
-                    progress,
+                    FaceAnnotator(show_fps=self.cfg["fps_overlay"]),
+                    video_suffix=".webm",
+                    on_frame=progress,
                 )
             job.status = "done"
         except _Cancelled:

@@ -20,6 +20,7 @@ from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
+from fer_yolo.runner import FrameRate
 from fer_yolo.sources import open_sources
 
 LOGGER = logging.getLogger(__name__)
@@ -52,18 +53,14 @@ class LiveFeed:
                 self._thread.start()
 
     def _run(self) -> None:
-        annotator, last = FaceAnnotator(), None
+        annotator, rate = FaceAnnotator(), FrameRate()
         try:
             while not self._stop.is_set():
                 seq_before = self.seq
                 for source in open_sources(self.spec):
                     with source:
                         for result in self.pipeline.run(source):
-                            now = time.monotonic()
-                            if last is not None:
-                                dt = now - last
-                                self.fps = 1 / dt if self.fps is None else 0.9 * self.fps + 0.1 / dt
-                            last = now
+                            now, self.fps = time.monotonic(), rate.tick()
                             image = annotator.annotate(result.frame.image, result.faces, self.fps)
                             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
                             with self._cond:
