@@ -63,6 +63,11 @@ class CropSet:
         return [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in self.images]
 
 
+def relative_paths(paths: list[str], root: str | Path) -> list[str]:
+    """Each file path relative to dataset folder `root`, with forward slashes."""
+    return [Path(p).relative_to(root).as_posix() for p in paths]
+
+
 def is_fer2013_layout(root: Path) -> bool:
     """True for FER2013's folders: no val/, and test/ holds PublicTest_/PrivateTest_ files."""
     test = root / "test"
@@ -173,8 +178,7 @@ def read_soft_labels(root: str | Path, paths: list[str]) -> np.ndarray | None:
                     f"{path}: bad row {row}: {e}", f"columns: path,{','.join(EMOTIONS)}"
                 ) from e
     soft = np.zeros((len(paths), len(EMOTIONS)), np.float32)
-    for i, p in enumerate(paths):
-        rel = Path(p).relative_to(root).as_posix()
+    for i, (p, rel) in enumerate(zip(paths, relative_paths(paths, root))):
         if rel in table:
             soft[i] = table[rel]
         else:

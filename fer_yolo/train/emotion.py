@@ -23,11 +23,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from fer_yolo.config import defaults, merge
-from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops
+from fer_yolo.data.convert.ferplus import vote_distributions
+from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, relative_paths
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
-from fer_yolo.errors import DatasetError
+from fer_yolo.errors import ConfigError, DatasetError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -55,6 +56,8 @@ class EmotionTrainConfig:
     warmup_epochs: float
     final_lr_ratio: float
     label_smoothing: float
+    ferplus: str
+    ferplus_weight: float
     class_balance: float
     ema_decay: float
     patience: int
@@ -106,6 +109,29 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     w = (target * weight).sum(1)
     loss = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
     return (loss * w).sum() / w.sum()
+
+
+def mix_votes(target: torch.Tensor, crops: CropSet, root: str, ferplus: str, weight: float) -> torch.Tensor:
+    """Blend each FER2013 crop's target with its FER+ votes: (1 - weight) * target + weight * votes.
+
+    With weight < 0.5 the FER2013 label stays the arg-max: the votes only spread the rest of the
+    mass over the emotions people also saw. Crops without FER+ votes keep their target.
+
+    Raises:
+        DatasetError: No crop of `root` has FER+ votes (not the FER2013 image folders).
+    """
+    votes = vote_distributions(ferplus)
+    found = [(i, votes[rel]) for i, rel in enumerate(relative_paths(crops.paths, root)) if rel in votes]
+    if not found:
+        raise DatasetError(
+            f"no training crop of {root} has FER+ votes in {ferplus}",
+            "ferplus mixing needs the FER2013 image folders as --data",
+        )
+    idx, dist = zip(*found)
+    out = target.clone()
+    out[list(idx)] = (1 - weight) * target[list(idx)] + weight * torch.from_numpy(np.stack(dist))
+    LOGGER.info("FER+ votes mixed into %d of %d training targets (weight %.2f)", len(idx), len(crops), weight)
+    return out
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -211,6 +237,25 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
     return train, val
 
 
+def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
+    """Start `model` from the emotion checkpoint `cfg.init`, which must match the run's model and input.
+
+    Raises:
+        ConfigError: The checkpoint was trained as another architecture or with other preprocessing.
+    """
+    init = load_checkpoint(cfg.init)
+    meta = init.get("meta", {})
+    ours = checkpoint_meta(cfg)
+    hints = {"arch": "model", "stem": "stem", "preprocess": "input_size, in_chans and imagenet"}
+    for key, settings in hints.items():
+        if meta.get(key) != ours[key]:
+            raise ConfigError(
+                f"{cfg.init} has {key} {meta.get(key)}, this run {ours[key]}",
+                f"set {settings} as the weights were trained",
+            )
+    model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+
+
 def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> Path:
     """Train an emotion classifier; returns the run folder.
 
@@ -241,7 +286,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     if cfg.imagenet and not state:
         load_imagenet_mobilenet_v2(model, cfg.imagenet)
     if cfg.init and not state:
-        model.load_state_dict({k: v.float() for k, v in load_checkpoint(cfg.init)["state_dict"].items()})
+        load_init(model, cfg)
     model = model.to(device).to(memory_format=torch.channels_last)
     decay, no_decay = [], []
     for p in model.parameters():
@@ -269,6 +314,8 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         target = torch.from_numpy(train.soft)
     else:
         target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
+    if cfg.ferplus:
+        target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
     steps_per_epoch = len(train) // cfg.batch
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,15 @@ import fer_yolo.train.emotion as emotion_train
 from fer_yolo.config import load_config
 from fer_yolo.data.crops import load_crops
 from fer_yolo.emotion.models import build_model
-from fer_yolo.train.emotion import EmotionTrainConfig, class_weights, soft_cross_entropy, train_emotion
+from fer_yolo.errors import ConfigError, DatasetError
+from fer_yolo.train.emotion import (
+    EmotionTrainConfig,
+    class_weights,
+    load_init,
+    mix_votes,
+    soft_cross_entropy,
+    train_emotion,
+)
 from fer_yolo.utils.io import load_checkpoint
 
 
@@ -103,3 +112,42 @@ def test_soft_cross_entropy_matches_hand_value():
     # row 0: -log 0.5 = 0.6931, weight 1; row 1: 0.5*(-log s0) + 0.5*(-log s1) = 1.1269, weight 2
     expected = (0.693147 * 1 + 1.126928 * 2) / 3
     assert float(soft_cross_entropy(logits, target, weight)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_ferplus_votes_blend_into_the_fer2013_target(data_root: Path, tmp_path: Path):
+    # fer0000000.png = train/angry/Training_1426440.jpg; its 10 FER+ votes: neutral 4, anger 3,
+    # disgust 2, sadness 1. A copy under a name FER+ does not know keeps its one-hot target.
+    (tmp_path / "train/angry").mkdir(parents=True)
+    (tmp_path / "train/happy").mkdir(parents=True)
+    src = data_root / "fer2013/train/angry/Training_1426440.jpg"
+    shutil.copy(src, tmp_path / "train/angry")
+    shutil.copy(src, tmp_path / "train/happy/Training_unknown.jpg")
+    crops = load_crops(tmp_path, "train")
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(crops.labels), 7).float()
+    mixed = mix_votes(onehot, crops, str(tmp_path), str(data_root / "ferplus"), 0.3)
+    # angry, disgust, fear, happy, sad, surprise, neutral
+    expected_angry = [0.7 + 0.3 * 0.3, 0.3 * 0.2, 0, 0, 0.3 * 0.1, 0, 0.3 * 0.4]
+    assert mixed[0].tolist() == pytest.approx(expected_angry)
+    assert mixed[1].tolist() == onehot[1].tolist()
+
+
+def test_ferplus_mixing_refuses_a_dataset_it_has_no_votes_for(data_root: Path, tmp_path: Path):
+    (tmp_path / "train/happy").mkdir(parents=True)
+    shutil.copy(data_root / "fer2013/train/angry/Training_1426440.jpg", tmp_path / "train/happy/x.jpg")
+    crops = load_crops(tmp_path, "train")
+    with pytest.raises(DatasetError, match="FER\\+ votes"):
+        mix_votes(torch.zeros(1, 7), crops, str(tmp_path), str(data_root / "ferplus"), 0.3)
+
+
+def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
+    shipped = "weights/emotion_mobilenetv2.pt"  # ImageNet statistics, 96 px, 3 channels
+    imagenet = "~/.cache/fer-yolo/assets/mobilenet_v2-b0353104.pth"
+    good = config(tmp_path, tmp_path, model="mobilenet_v2", input_size=96, in_chans=3, imagenet=imagenet)
+    model = build_model("mobilenet_v2", 7, 3)
+    load_init(model, EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped}))
+    head = load_checkpoint(shipped)["state_dict"]["classifier.1.weight"]
+    assert torch.equal(model.classifier[1].weight.half(), head)
+    for wrong in ({"imagenet": ""}, {"input_size": 64}, {"model": "resnet18", "in_chans": 3}):
+        cfg = EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped} | wrong)
+        with pytest.raises(ConfigError, match="as the weights were trained"):
+            load_init(model, cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,39 @@ def votes_to_label(votes: np.ndarray, mode: str) -> tuple[int | None, tuple[floa
     return label, tuple(float(x) for x in emo / emo.sum()), ""
 
 
+def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray]]:
+    """Each FER+ image as (label.csv row id, split, FER2013 file relative to its folder or None, votes).
+
+    Raises:
+        DatasetError: The mapping file or every label.csv is missing.
+    """
+    mapping_path = root / MAPPING_FILE
+    if not mapping_path.is_file():
+        raise DatasetError(f"FER+ mapping not found: {mapping_path}", f"put {MAPPING_FILE} in {root}")
+    with mapping_path.open(newline="") as f:
+        to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
+    label_csvs = [(root / folder / "label.csv", split) for folder, split in FOLDER_SPLIT.items()]
+    if not any(path.is_file() for path, _ in label_csvs):
+        raise DatasetError(f"no FER+ labels under {root}", "expected FER2013{Train,Valid,Test}/label.csv")
+    for label_csv, split in label_csvs:
+        if label_csv.is_file():
+            with label_csv.open(newline="") as f:
+                for row in csv.reader(f):
+                    votes = np.array([int(v) for v in row[2:12]])
+                    yield f"{label_csv}:{row[0]}", split, to_jpg.get(row[0]), votes
+
+
+def vote_distributions(root: str | Path) -> dict[str, np.ndarray]:
+    """FER2013 file (relative to the FER2013 folder, e.g. train/angry/Training_1.jpg) -> FER+ vote
+    distribution over the 7 emotions, for every image whose voters saw an emotion."""
+    out = {}
+    for _, _, jpg, votes in mapped_votes(Path(root).expanduser()):
+        _, soft, _ = votes_to_label(votes, "soft")
+        if jpg is not None and soft is not None:
+            out[jpg] = np.asarray(soft, np.float32)
+    return out
+
+
 def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[tuple[str, str]]]:
     """Items of FER+ put onto the FER2013 image-folder files via the mapping file.
 
@@ -59,30 +93,16 @@ def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[
         images: The FER2013 image-folder dataset the mapping points into.
         mode: "majority" or "soft".
     """
-    mapping_path = root / MAPPING_FILE
-    if not mapping_path.is_file():
-        raise DatasetError(f"FER+ mapping not found: {mapping_path}", f"put {MAPPING_FILE} in {root}")
     if not images.is_dir():
         raise DatasetError(f"FER2013 images not found: {images}", "pass --images <fer2013 folder>")
-    with mapping_path.open(newline="") as f:
-        to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
     items, skipped = [], []
-    for folder, split in FOLDER_SPLIT.items():
-        label_csv = root / folder / "label.csv"
-        if not label_csv.is_file():
+    for row_id, split, jpg, votes in mapped_votes(root):
+        if jpg is None:
+            skipped.append((row_id, "no FER2013 file mapped to this FER+ image"))
             continue
-        with label_csv.open(newline="") as f:
-            for row in csv.reader(f):
-                name, votes = row[0], np.array([int(v) for v in row[2:12]])
-                jpg = to_jpg.get(name)
-                if jpg is None:
-                    skipped.append((f"{label_csv}:{name}", "no FER2013 file mapped to this FER+ image"))
-                    continue
-                label, soft, reason = votes_to_label(votes, mode)
-                if label is None:
-                    skipped.append((str(images / jpg), reason))
-                else:
-                    items.append(Item(str(images / jpg), "face", split, label, soft=soft))
-    if not items:
-        raise DatasetError(f"no FER+ labels under {root}", "expected FER2013{Train,Valid,Test}/label.csv")
+        label, soft, reason = votes_to_label(votes, mode)
+        if label is None:
+            skipped.append((str(images / jpg), reason))
+        else:
+            items.append(Item(str(images / jpg), "face", split, label, soft=soft))
     return items, skipped
