@@ -34,7 +34,7 @@ class FaceAnnotator:
         show_fps: Write the processing rate in the top-left corner.
 
     Example:
-        >>> annotated = FaceAnnotator().annotate(frame, faces, fps=27.5)
+        >>> annotated = FaceAnnotator().annotate(frame, faces, fps=27.5)  # doctest: +SKIP
     """
 
     def __init__(self, bars: bool = False, show_fps: bool = True) -> None:

@@ -286,11 +286,15 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_eval_emotion(args: argparse.Namespace) -> int:
+    from fer_yolo.data.convert.ferplus import MAPPING_FILE
     from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
     from fer_yolo.utils.paths import data_root
 
     data = Path(args.data) if args.data else data_root() / "fer2013"
-    ferplus = args.ferplus or (str(data_root() / "ferplus") if not args.data and data_root(False) else None)
+    ferplus = args.ferplus
+    shared = data_root(False)
+    if not ferplus and not args.data and shared and (shared / "ferplus" / MAPPING_FILE).is_file():
+        ferplus = str(shared / "ferplus")  # the shared data's FER+ labels, when it has them
     table = evaluate_emotion_models(args.weights, data, args.out, args.splits, ferplus, args.device, args.tta)
     print(table)
     print(f"wrote {args.out}/results.json, results.md, confusion_*.png")
@@ -348,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # loggers that log more for a file stay quiet here
+        handler.setLevel(level)
     try:
         return COMMANDS[args.command](args, _config(args))
     except FerYoloError as e:
@@ -358,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hint: {e.hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
+        again = "train: --resume <run folder>" if args.command == "train" else "run the same command again"
+        print(f"interrupted: finished outputs are kept; to resume, {again}", file=sys.stderr)
         return 130
     except Exception as e:  # a bug or an unforeseen failure: one line here, the traceback in a log file
         if args.debug:

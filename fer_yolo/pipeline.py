@@ -47,8 +47,8 @@ class Pipeline:
         smoother: Per-track smoothing of probabilities (needs `tracker`).
 
     Example:
-        >>> pipeline = Pipeline.from_config(load_config()["pipeline"])
-        >>> with next(open_sources("video.mp4")) as source:
+        >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
+        >>> with next(open_sources("video.mp4")) as source:  # doctest: +SKIP
         ...     for result in pipeline.run(source):
         ...         print(result.frame.index, result.faces.data["emotion"])
     """

@@ -16,8 +16,8 @@ class EmaSmoother:
         max_age_s: Tracks unseen for this long are forgotten.
 
     Example:
-        >>> smoother = EmaSmoother(tau_s=0.3)
-        >>> probs = smoother.smooth(tracker_ids, probs, t_s=frame.t_s)
+        >>> smoother = EmaSmoother(tau_s=0.3)  # doctest: +SKIP
+        >>> probs = smoother.smooth(tracker_ids, probs, t_s=frame.t_s)  # doctest: +SKIP
     """
 
     def __init__(self, tau_s: float = 0.3, max_age_s: float = 5.0) -> None:

@@ -21,8 +21,8 @@ class FaceTracker:
         min_iou: Least IoU between a track's predicted box and a detection to match them.
 
     Example:
-        >>> tracker = FaceTracker()
-        >>> faces = tracker.update(detector.detect(frame), t_s=0.0)  # faces.tracker_id is set
+        >>> tracker = FaceTracker()  # doctest: +SKIP
+        >>> faces = tracker.update(detector.detect(frame), t_s=0.0)  # doctest: +SKIP
     """
 
     def __init__(self, conf: float = 0.4, track_buffer_s: float = 1.0, min_iou: float = 0.2) -> None:

@@ -303,9 +303,9 @@ class MtcnnDetector(FaceDetector):
         ConfigError: A setting is out of range.
 
     Example:
-        >>> detector = MtcnnDetector(min_face_size=20)
-        >>> faces = detector.detect(cv2.imread("group.jpg"))
-        >>> faces.xyxy, faces.confidence, faces.data["landmarks"]
+        >>> detector = MtcnnDetector(min_face_size=20)  # doctest: +SKIP
+        >>> faces = detector.detect(cv2.imread("group.jpg"))  # doctest: +SKIP
+        >>> faces.xyxy, faces.confidence, faces.data["landmarks"]  # doctest: +SKIP
     """
 
     def __init__(

@@ -132,7 +132,7 @@ class YoloFaceDetector(FaceDetector):
         WeightsError: The weights are missing or unreadable.
 
     Example:
-        >>> faces = YoloFaceDetector().detect(cv2.imread("group.jpg"))
+        >>> faces = YoloFaceDetector().detect(cv2.imread("group.jpg"))  # doctest: +SKIP
     """
 
     def __init__(

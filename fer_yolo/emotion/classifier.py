@@ -21,7 +21,7 @@ from fer_yolo.utils.paths import default_weights
 LOGGER = logging.getLogger(__name__)
 
 
-def _state_and_meta(path: Path) -> tuple[dict, dict]:
+def read_emotion_checkpoint(path: Path) -> tuple[dict, dict]:
     """The weights (state_dict, or a last.pt's EMA) and meta of a fer-yolo emotion checkpoint.
 
     Raises:
@@ -60,7 +60,7 @@ def load_emotion_model(
         from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
 
         return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
-    state, meta = _state_and_meta(path)
+    state, meta = read_emotion_checkpoint(path)
     pre = Preprocess.from_dict(meta["preprocess"])
     model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
     try:
@@ -90,7 +90,7 @@ class EmotionClassifier:
         WeightsError: Missing or unreadable weights.
 
     Example:
-        >>> probs = EmotionClassifier().classify(frame, faces)  # (n, 7), rows sum to 1
+        >>> probs = EmotionClassifier().classify(frame, faces)  # (n, 7), rows sum to 1  # doctest: +SKIP
     """
 
     def __init__(
@@ -153,7 +153,7 @@ def save_emotion_weights(src: str | Path, dst: str | Path, **card) -> Path:
         dst: Output file (e.g. weights/emotion_resnet34.pt).
         **card: Plain-data facts added to meta (e.g. metrics, the command that made it).
     """
-    state, meta = _state_and_meta(Path(src).expanduser())
+    state, meta = read_emotion_checkpoint(Path(src).expanduser())
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_checkpoint(dst, {"state_dict": half, "meta": meta | card})
     return Path(dst)

@@ -25,8 +25,8 @@ def square_crop(image: np.ndarray, xyxy: np.ndarray, margin: float) -> np.ndarra
         margin: Extra context on each side, as a fraction of the box's longer side.
 
     Example:
-        >>> square_crop(np.zeros((100, 200, 3), np.uint8), np.array([0, 0, 40, 20]), 0.1).shape
-        (44, 44, 3)
+        >>> square_crop(np.zeros((100, 200, 3), np.uint8), np.array([0, 0, 40, 20]), 0.1).shape  # 40 * 1.2
+        (48, 48, 3)
     """
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
@@ -98,7 +98,10 @@ class Preprocess:
         x = batch_u8
         if x.shape[-1] == self.in_chans and x.shape[1] != self.in_chans:
             x = x.permute(0, 3, 1, 2)
-        x = x.float().div_(255.0)
+        return self.standardize(x.float().div_(255.0))
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """float (n, c, h, w) in [0, 1] -> (x - mean) / std."""
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std

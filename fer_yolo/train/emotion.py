@@ -13,6 +13,8 @@ import copy
 import csv
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +27,11 @@ from tqdm.auto import tqdm
 from fer_yolo.config import defaults, merge
 from fer_yolo.data.convert.ferplus import vote_distributions
 from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, relative_paths
+from fer_yolo.emotion.classifier import read_emotion_checkpoint
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
-from fer_yolo.errors import ConfigError, DatasetError
+from fer_yolo.errors import ConfigError, DatasetError, WeightsError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -50,6 +53,7 @@ class EmotionTrainConfig:
     in_chans: int
     epochs: int
     batch: int
+    optimizer: str
     lr: float
     momentum: float
     weight_decay: float
@@ -243,8 +247,7 @@ def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
     Raises:
         ConfigError: The checkpoint was trained as another architecture or with other preprocessing.
     """
-    init = load_checkpoint(cfg.init)
-    meta = init.get("meta", {})
+    state, meta = read_emotion_checkpoint(Path(cfg.init).expanduser())
     ours = checkpoint_meta(cfg)
     hints = {"arch": "model", "stem": "stem", "preprocess": "input_size, in_chans and imagenet"}
     for key, settings in hints.items():
@@ -253,7 +256,68 @@ def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
                 f"{cfg.init} has {key} {meta.get(key)}, this run {ours[key]}",
                 f"set {settings} as the weights were trained",
             )
-    model.load_state_dict({k: v.float() for k, v in init["state_dict"].items()})
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(f"{cfg.init} does not fit {cfg.model}: {e}", "pass weights of this model") from e
+
+
+def make_optimizer(model: torch.nn.Module, cfg: EmotionTrainConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum or AdamW; weight decay only on conv and linear weights."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}", "choose sgd or adamw")
+
+
+def read_last(resume: str | Path) -> tuple[dict, Path]:
+    """The state of an interrupted run (its folder or weights/last.pt) and the run folder.
+
+    Raises:
+        WeightsError: The file is not a fer-yolo training checkpoint (e.g. a best.pt).
+    """
+    last = Path(resume).expanduser()
+    last = last / "weights" / "last.pt" if last.is_dir() else last
+    state = load_checkpoint(last)
+    if not isinstance(state, dict) or "config" not in state or "optimizer" not in state:
+        raise WeightsError(
+            f"{last} is not a training checkpoint (best.pt and shipped files hold weights only)",
+            "resume from the run folder or its weights/last.pt; start from weights with --init",
+        )
+    return state, last.parent.parent
+
+
+def keep_rows(results_csv: Path, epochs: int) -> None:
+    """Drop rows past `epochs` (an epoch logged before its checkpoint was written is run again)."""
+    if not results_csv.is_file():
+        return
+    lines = results_csv.read_text().splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        write_text(results_csv, "".join(lines[: epochs + 1]))
+
+
+@contextmanager
+def run_log(run: Path) -> Iterator[None]:
+    """Copy this module's messages, INFO and up, into <run>/train.log while the block runs.
+
+    The console keeps its own verbosity: the CLI sets the level on its handler, not only on the root.
+    """
+    handler = logging.FileHandler(run / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    level = LOGGER.level
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+        handler.close()
 
 
 def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> Path:
@@ -264,23 +328,30 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         resume: A run folder or its weights/last.pt to continue from (settings come from it).
     """
     if resume:
-        last = Path(resume).expanduser()
-        last = last / "weights" / "last.pt" if last.is_dir() else last
-        state = load_checkpoint(last)
+        state, run = read_last(resume)
         cfg = EmotionTrainConfig.from_dict(state["config"])
-        run = last.parent.parent
+        keep_rows(run / "results.csv", state["epoch"])
     else:
         state = None
         run = increment_dir(Path(cfg.project).expanduser(), cfg.name)
         write_text(run / "args.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
     (run / "weights").mkdir(exist_ok=True)
+    with run_log(run):
+        return _train(cfg, run, state)
+
+
+def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
+    LOGGER.info("run folder %s (continue an interrupted run: fer-yolo train emotion --resume %s)", run, run)
     device = select_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + (state["epoch"] if state else 0))
+    torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
     train, val = _load_data(cfg)
+    steps_per_epoch = len(train) // cfg.batch
+    if steps_per_epoch == 0:
+        raise ConfigError(f"{len(train)} training crops make no batch of {cfg.batch}", "lower batch")
     pre = cfg.preprocess
     model = build_model(cfg.model, len(EMOTIONS), cfg.in_chans, cfg.stem)
     if cfg.imagenet and not state:
@@ -288,15 +359,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     if cfg.init and not state:
         load_init(model, cfg)
     model = model.to(device).to(memory_format=torch.channels_last)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=True,
-    )
+    opt = make_optimizer(model, cfg)
     ema = ModelEma(model, cfg.ema_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
     start_epoch, step, best, stale = 0, 0, -1.0, 0
@@ -305,7 +368,15 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         ema.module.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step, best, stale = state["epoch"], state["step"], state["best"], state["stale"]
-        LOGGER.info("resuming %s at epoch %d (best val acc %.4f)", run, start_epoch + 1, best)
+        if "rng" in state:  # the shuffles and augmentations an uninterrupted run would have drawn
+            torch.set_rng_state(state["rng"])
+            if state["scaler"]:  # empty when the run was on the CPU (no loss scaling)
+                scaler.load_state_dict(state["scaler"])
+            if device.type == "cuda" and state.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        else:
+            torch.manual_seed(cfg.seed + start_epoch)
+        LOGGER.info("resuming at epoch %d (best val acc %.4f)", start_epoch + 1, best)
 
     weight = class_weights(train.class_counts(), cfg.class_balance).to(device)
     images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
@@ -317,10 +388,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     if cfg.ferplus:
         target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
-    steps_per_epoch = len(train) // cfg.batch
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
-    mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, device=device).view(1, -1, 1, 1)
 
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -331,7 +399,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
             idx = order[i * cfg.batch : (i + 1) * cfg.batch]
             x = images[idx].to(device, non_blocking=True).float().div_(255)
             x, target = augment(x, smooth[idx].to(device), cfg.augment)
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+            x = pre.standardize(x).contiguous(memory_format=torch.channels_last)
             lr = warmup_cosine(step, total, warmup, cfg.lr, cfg.final_lr_ratio)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -380,6 +448,9 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
                 "step": step,
                 "best": best,
                 "stale": stale,
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                "scaler": scaler.state_dict(),
                 "config": asdict(cfg),
                 "meta": meta,
             },

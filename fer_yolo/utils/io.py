@@ -25,7 +25,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A crash or Ctrl-C leaves either the old file or none, never a half-written one.
 
     Example:
-        >>> with atomic_path("out.json") as tmp:
+        >>> with atomic_path("out.json") as tmp:  # doctest: +SKIP
         ...     tmp.write_text("{}")
     """
     path = Path(path)

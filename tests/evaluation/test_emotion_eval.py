@@ -17,6 +17,7 @@ from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import WeightsError
 from fer_yolo.evaluation.emotion_eval import evaluate_emotion, plot_confusion
+from fer_yolo.train.emotion import predict_logits
 
 #: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
 RAW = Preprocess(input_size=4, in_chans=1, mean=(0.0,), std=(1.0,))
@@ -53,6 +54,29 @@ def test_evaluate_crop_set_matches_hand_computed() -> None:
     for tta in ("flip", "multicrop"):
         result = evaluate_emotion(PixelClassifier(), RAW, {"val": crops(Y_PRED, Y_TRUE)}, tta=tta)
         check_hand_computed(result["val"])  # constant crops: mirror images and crops change nothing
+
+
+class LeftRightClassifier(nn.Module):
+    """Logit 0 = 2 x the mean of the left half, logit 1 = 2 x the mean of the right half, the rest 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        left, right = x[..., :half].mean(dim=(1, 2, 3)), x[..., half:].mean(dim=(1, 2, 3))
+        return torch.nn.functional.pad(torch.stack([left, right], 1) * 2, (0, len(EMOTIONS) - 2))
+
+
+def test_flip_tta_averages_the_softmax_of_the_mirror_pair() -> None:
+    image = np.zeros((1, 4, 4, 1), np.uint8)
+    image[..., :2, :] = 255  # bright left half: logits (2, 0, 0, ...), its mirror (0, 2, 0, ...)
+    e2, cpu = np.exp(2.0), torch.device("cpu")
+    no_tta = np.exp(predict_logits(LeftRightClassifier(), image, RAW, cpu))
+    assert no_tta[0, 0] == pytest.approx(e2)
+    flip = np.exp(predict_logits(LeftRightClassifier(), image, RAW, cpu, tta="flip"))
+    mean_softmax = np.array([(e2 + 1) / 2, (e2 + 1) / 2, 1, 1, 1, 1, 1]) / (e2 + 6)
+    assert flip[0] == pytest.approx(mean_softmax)  # mean of the two softmaxes, not of the logits
+    multicrop = np.exp(predict_logits(LeftRightClassifier(), image, RAW, cpu, tta="multicrop"))
+    assert multicrop[0, 0] == pytest.approx(multicrop[0, 1])  # every crop comes with its mirror
+    assert multicrop[0].sum() == pytest.approx(1.0)
 
 
 def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import fer_yolo.train.emotion as emotion_train
 from fer_yolo.config import load_config
 from fer_yolo.data.crops import load_crops
 from fer_yolo.emotion.models import build_model
-from fer_yolo.errors import ConfigError, DatasetError
+from fer_yolo.errors import ConfigError, DatasetError, WeightsError
 from fer_yolo.train.emotion import (
     EmotionTrainConfig,
     class_weights,
@@ -81,21 +81,31 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_interrupted_training_resumes_at_the_next_epoch(small_fer: Path, tmp_path: Path, monkeypatch):
+def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_path: Path, monkeypatch):
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
+    cfg = config(small_fer, tmp_path / "runs", epochs=2, augment={"flip": 0.5, "erase": 0.5, "mix": 0.5})
     monkeypatch.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
     with pytest.raises(KeyboardInterrupt):
-        train_emotion(config(small_fer, tmp_path / "runs", epochs=2))
+        train_emotion(cfg)
     monkeypatch.undo()
     run = tmp_path / "runs/train"
     first = load_checkpoint(run / "weights/last.pt")
     assert first["epoch"] == 1
-    train_emotion(EmotionTrainConfig.from_dict(first["config"]), resume=run)
-    assert [int(r["epoch"]) for r in rows(run)] == [1, 2]
-    second = load_checkpoint(run / "weights/last.pt")
-    assert second["epoch"] == 2 and second["step"] == 2 * first["step"]
+    with (run / "results.csv").open("a") as f:  # epoch 2 logged, then killed before its checkpoint
+        f.write("2,9,9,0,0,0,0\n")
+    with pytest.raises(WeightsError, match="not a training checkpoint"):
+        train_emotion(cfg, resume=run / "weights/best.pt")
+    train_emotion(cfg, resume=run)
+    assert [int(r["epoch"]) for r in rows(run)] == [1, 2] and rows(run)[1]["train_loss"] != "9"
+    assert "resuming at epoch 2" in (run / "train.log").read_text()
+    resumed = load_checkpoint(run / "weights/last.pt")
+    assert resumed["epoch"] == 2 and resumed["step"] == 2 * first["step"]
+
+    straight = load_checkpoint(train_emotion(replace(cfg, name="straight")) / "weights/last.pt")
+    for k, v in straight["model"].items():  # same shuffles and augmentations: the same weights
+        assert torch.allclose(resumed["model"][k].float(), v.float(), atol=1e-5), k
 
 
 def test_class_weights_average_one_over_samples():
