@@ -87,6 +87,7 @@ class Pipeline:
             half=cfg["half"],
             margin=cfg["margin"],
             backend=cfg["backend"],
+            tta=cfg["tta"],
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None

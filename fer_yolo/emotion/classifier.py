@@ -11,8 +11,8 @@ import torch
 
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
-from fer_yolo.emotion.preprocess import Preprocess, square_crop
-from fer_yolo.errors import WeightsError
+from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, square_crop, tta_views
+from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.export import OnnxNet, cached_onnx, export_onnx, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
@@ -85,9 +85,12 @@ class EmotionClassifier:
         half: fp16 on CUDA.
         margin: Context around each face box, as a fraction of its longer side (square crops).
         backend: auto (ONNX Runtime on the CPU, 3x faster there; PyTorch on CUDA) | torch | onnx.
+        tta: Test-time augmentation, one of TTA_MODES: none, flip (the mean softmax of each face and its
+            mirror, 2x the work), multicrop (12 views).
 
     Raises:
         WeightsError: Missing or unreadable weights.
+        ConfigError: Unknown tta mode.
 
     Example:
         >>> probs = EmotionClassifier().classify(frame, faces)  # (n, 7), rows sum to 1  # doctest: +SKIP
@@ -100,7 +103,10 @@ class EmotionClassifier:
         half: bool = True,
         margin: float = 0.1,
         backend: str = "auto",
+        tta: str = "none",
     ) -> None:
+        if tta not in TTA_MODES:
+            raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
         path = Path(weights).expanduser() if weights else default_weights("emotion")
         if not path.is_file():
             raise WeightsError(
@@ -118,7 +124,7 @@ class EmotionClassifier:
             self._net = OnnxNet(onnx, torch.get_num_threads())
         else:
             self.model = model.half() if self.half else model
-        self.margin = margin
+        self.margin, self.tta = margin, tta
         self.class_names = EMOTIONS
 
     @torch.inference_mode()
@@ -127,13 +133,15 @@ class EmotionClassifier:
         if not crops:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         batch = torch.from_numpy(self.preprocess.prepare_crops(crops)).to(self.device)
-        x = self.preprocess.normalize(batch)
+        views = tta_views(self.preprocess.normalize(batch), self.tta)
+        x = torch.cat(views) if len(views) > 1 else views[0]
         if self.backend == "onnx":
-            logits = self._net(x.numpy())
+            logits = self._net(x.contiguous().numpy())
         else:
             x = x.contiguous(memory_format=torch.channels_last)
             logits = self.model(x.half() if self.half else x)
-        return logits.float().softmax(1).cpu().numpy()
+        probs = logits.float().softmax(1).view(len(views), len(crops), -1).mean(0)
+        return probs.cpu().numpy()
 
     def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
         """float32 (n, 7) probabilities for the n face boxes of a BGR uint8 frame."""

@@ -1,0 +1,59 @@
+"""EmotionClassifier on real FER2013 faces with the shipped weights: backends, TTA, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_yolo.emotion.classifier import EmotionClassifier
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.errors import ConfigError, WeightsError
+
+
+@pytest.fixture(scope="module")
+def faces(data_root: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """10 PublicTest (validation) faces per emotion, as BGR crops, and their labels."""
+    crops, labels = [], []
+    for k, emotion in enumerate(EMOTIONS):
+        for f in sorted((data_root / "fer2013/test" / emotion).glob("PublicTest_*"))[:10]:
+            crops.append(cv2.imread(str(f)))
+            labels.append(k)
+    return crops, np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def torch_head() -> EmotionClassifier:
+    return EmotionClassifier(backend="torch", device="cpu")
+
+
+def test_shipped_head_recognises_real_faces(faces, torch_head: EmotionClassifier):
+    crops, labels = faces
+    probs = torch_head.predict_crops(crops)
+    assert probs.shape == (70, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == labels).mean() >= 0.5  # chance is 1/7
+
+
+def test_onnx_runtime_gives_the_pytorch_probabilities(faces, torch_head: EmotionClassifier):
+    crops, _ = faces
+    onnx = EmotionClassifier(backend="onnx", device="cpu")
+    assert np.allclose(onnx.predict_crops(crops), torch_head.predict_crops(crops), atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_flip_tta_is_the_mean_of_each_face_and_its_mirror(faces, torch_head, backend: str):
+    crops, _ = faces
+    flip = EmotionClassifier(backend=backend, device="cpu", tta="flip").predict_crops(crops)
+    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+    expected = (torch_head.predict_crops(crops) + torch_head.predict_crops(mirrored)) / 2
+    assert np.allclose(flip, expected, atol=1e-4)
+    assert np.abs(flip - torch_head.predict_crops(crops)).max() > 0.01  # the mirror does change some faces
+
+
+def test_bad_settings_are_reported(tmp_path: Path):
+    with pytest.raises(ConfigError, match="tta"):
+        EmotionClassifier(tta="mirror")
+    with pytest.raises(WeightsError, match="not found"):
+        EmotionClassifier(tmp_path / "missing.pt")
