@@ -242,20 +242,27 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
 
 
 def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
-    """Start `model` from the emotion checkpoint `cfg.init`, which must match the run's model and input.
+    """Start `model` from the emotion checkpoint `cfg.init`, trained as the same model on the same input.
+
+    The input size may differ (the networks are fully convolutional up to global pooling): a head
+    trained at one size can be fine-tuned at another.
 
     Raises:
-        ConfigError: The checkpoint was trained as another architecture or with other preprocessing.
+        ConfigError: The checkpoint was trained as another architecture, with other channels or statistics.
+        WeightsError: Its tensors do not fit the model.
     """
     state, meta = read_emotion_checkpoint(Path(cfg.init).expanduser())
-    ours = checkpoint_meta(cfg)
-    hints = {"arch": "model", "stem": "stem", "preprocess": "input_size, in_chans and imagenet"}
-    for key, settings in hints.items():
-        if meta.get(key) != ours[key]:
+    theirs = {"arch": meta.get("arch"), "stem": meta.get("stem"), **meta.get("preprocess", {})}
+    ours = {"arch": cfg.model, "stem": cfg.stem, **cfg.preprocess.to_dict()}
+    settings = dict(arch="model", stem="stem", in_chans="in_chans", mean="imagenet", std="imagenet")
+    for key, setting in settings.items():
+        if theirs.get(key) != ours[key]:
             raise ConfigError(
-                f"{cfg.init} has {key} {meta.get(key)}, this run {ours[key]}",
-                f"set {settings} as the weights were trained",
+                f"{cfg.init} has {key} {theirs.get(key)}, this run {ours[key]}",
+                f"set {setting} as the weights were trained",
             )
+    if theirs.get("input_size") != cfg.input_size:
+        LOGGER.info("fine-tuning %d px weights at %d px", theirs.get("input_size"), cfg.input_size)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as e:

@@ -157,7 +157,8 @@ def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
     load_init(model, EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped}))
     head = load_checkpoint(shipped)["state_dict"]["classifier.1.weight"]
     assert torch.equal(model.classifier[1].weight.half(), head)
-    for wrong in ({"imagenet": ""}, {"input_size": 64}, {"model": "resnet18", "in_chans": 3}):
+    load_init(model, EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped, "input_size": 128}))
+    for wrong in ({"imagenet": ""}, {"model": "resnet18", "in_chans": 3}):
         cfg = EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped} | wrong)
         with pytest.raises(ConfigError, match="as the weights were trained"):
             load_init(model, cfg)
