@@ -11,6 +11,9 @@ import pytest
 from fer_yolo.utils.paths import cache_dir, default_weights
 from fer_yolo.utils.paths import data_root as _data_root
 
+#: Not test modules: run as scripts by the system Python (GStreamer bindings), never imported by pytest.
+collect_ignore = ["helpers/rtsp_server.py"]
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
