@@ -38,6 +38,18 @@ def read_emotion_checkpoint(path: Path) -> tuple[dict, dict]:
     return state, meta
 
 
+def load_state(model: torch.nn.Module, state: dict, what: str, hint: str) -> None:
+    """Copy checkpoint tensors into `model` (fp16 values cast to float32).
+
+    Raises:
+        WeightsError: The tensors do not fit the model; `what` and `hint` make its message.
+    """
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as e:
+        raise WeightsError(f"{what}: {str(e)[:200]}", hint) from e
+
+
 def load_emotion_model(
     weights: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Preprocess]:
@@ -63,13 +75,12 @@ def load_emotion_model(
     state, meta = read_emotion_checkpoint(path)
     pre = Preprocess.from_dict(meta["preprocess"])
     model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as e:
-        raise WeightsError(
-            f"{path}: weights do not match {meta['arch']}: {str(e)[:200]}",
-            "the checkpoint's meta and state_dict disagree; retrain or re-export it",
-        ) from e
+    load_state(
+        model,
+        state,
+        f"{path}: weights do not match {meta['arch']}",
+        "the checkpoint's meta and state_dict disagree; retrain or re-export it",
+    )
     if list(meta["class_names"]) != list(EMOTIONS):
         LOGGER.warning("%s: class names %s differ from %s", path, meta["class_names"], EMOTIONS)
     return model.to(dev).eval(), pre

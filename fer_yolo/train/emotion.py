@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from fer_yolo.config import defaults, merge
 from fer_yolo.data.convert.ferplus import vote_distributions
 from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, relative_paths
-from fer_yolo.emotion.classifier import read_emotion_checkpoint
+from fer_yolo.emotion.classifier import load_state, read_emotion_checkpoint
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
@@ -263,10 +263,7 @@ def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
             )
     if theirs.get("input_size") != cfg.input_size:
         LOGGER.info("fine-tuning %d px weights at %d px", theirs.get("input_size"), cfg.input_size)
-    try:
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as e:
-        raise WeightsError(f"{cfg.init} does not fit {cfg.model}: {e}", "pass weights of this model") from e
+    load_state(model, state, f"{cfg.init} does not fit {cfg.model}", "pass weights of this model")
 
 
 def make_optimizer(model: torch.nn.Module, cfg: EmotionTrainConfig) -> torch.optim.Optimizer:
