@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -20,20 +21,47 @@ def data_root() -> Path:
     """../shared/data (or $FER_YOLO_DATA); tests using it skip when it is not on this machine."""
     root = _data_root(required=False)
     if root is None:
-        pytest.skip("real data not found: set FER_YOLO_DATA or put it at ../shared/data")
+        where = os.environ.get("FER_YOLO_DATA") or "../shared/data beside the checkout"
+        pytest.skip(f"real data not found ({where}): set FER_YOLO_DATA or put the data at ../shared/data")
     return root
+
+
+def data_folder(data_root: Path, name: str) -> Path:
+    """<data>/<name>, or a skip naming the missing folder (a partial copy of the data skips, never fails)."""
+    path = data_root / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not found: this data folder lacks {name}/ (see its README.md)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def media(data_root: Path) -> Path:
-    """../shared/data/media: real photos and videos with faces."""
-    return data_root / "media"
+    """<data>/media: real photos and videos with faces."""
+    return data_folder(data_root, "media")
+
+
+@pytest.fixture(scope="session")
+def fer2013(data_root: Path) -> Path:
+    """<data>/fer2013: {train,test}/<emotion>/{Training,PublicTest,PrivateTest}_*.jpg."""
+    return data_folder(data_root, "fer2013")
+
+
+@pytest.fixture(scope="session")
+def ferplus(data_root: Path) -> Path:
+    """<data>/ferplus: FER+ votes and their mapping onto the fer2013/ files."""
+    return data_folder(data_root, "ferplus")
+
+
+@pytest.fixture(scope="session")
+def widerface(data_root: Path) -> Path:
+    """<data>/widerface: 640 px images, YOLO labels, official ground truth, the held-out split."""
+    return data_folder(data_root, "widerface")
 
 
 @pytest.fixture
-def tiny_wider_yaml(data_root: Path, tmp_path: Path) -> Path:
+def tiny_wider_yaml(widerface: Path, tmp_path: Path) -> Path:
     """A YOLO dataset of 8 real WIDER FACE training images (the same 8 as train and val)."""
-    wider = data_root / "widerface"
+    wider = widerface
     names = (wider / "val_fit.txt").read_text().split()[:8]
     for split in ("train", "val"):
         for name in names:
@@ -65,4 +93,12 @@ def face_weights() -> Path:
     """The shipped YOLO face weights (part of the repository: missing is a failure, not a skip)."""
     path = default_weights("detector")
     assert path.is_file(), f"shipped detector weights missing: {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def emotion_weights() -> Path:
+    """The shipped emotion head (part of the repository: missing is a failure, not a skip)."""
+    path = default_weights("emotion")
+    assert path.is_file(), f"shipped emotion weights missing: {path}"
     return path

@@ -38,6 +38,7 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
 )
 def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FER_YOLO_DATA", str(tmp_path))  # an empty data folder: bad arguments are found first
     result = fer_yolo(*args)
     assert result.returncode == 2
     assert f"error: {message}" in result.stderr and "hint:" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_yolo.detectors import build_detector, parse_detector_spec
+from fer_yolo.detectors import FaceDetector, build_detector, parse_detector_spec
 from fer_yolo.evaluation import widerface_ap as wap
 from fer_yolo.evaluation.plots import plot_pr_curves
 from fer_yolo.utils.io import write_json, write_text
@@ -27,11 +27,12 @@ def set_threads(threads: int | None) -> None:
     cv2.setNumThreads(threads)
 
 
-def evaluate_one(spec: str, gt: list, root: Path, threads: int | None, warmup: int) -> dict:
-    """Build, warm up, run and score one detector given as ``name[:key=value,...]``."""
+def evaluate_one(
+    spec: str, detector: FaceDetector, gt: list, root: Path, threads: int | None, warmup: int
+) -> dict:
+    """Warm up, run and score one detector built from ``spec`` (``name[:key=value,...]``)."""
     name, kwargs = parse_detector_spec(spec)
     set_threads(threads)
-    detector = build_detector(name, **kwargs)
     detector.detect(np.zeros((480, 640, 3), np.uint8))  # lazy setup (ultralytics resets threads here)
     set_threads(threads)
     t0 = time.perf_counter()
@@ -87,10 +88,16 @@ def evaluate_detectors(
         The Markdown table.
 
     Raises:
-        DatasetError: missing WIDER FACE files. ConfigError: unknown detector or settings.
+        DatasetError: missing WIDER FACE files. ConfigError: unknown detector or settings (raised before
+            any detector runs). WeightsError: missing or unreadable detector weights.
     """
+    set_threads(threads)
+    # Every detector is built before the first is run: a bad name, setting or weights file fails at once.
+    detectors = [build_detector(name, **kwargs) for name, kwargs in map(parse_detector_spec, specs)]
     gt = wap.load_ground_truth(widerface_root, split)[:limit]
-    results = [evaluate_one(spec, gt, widerface_root, threads, warmup) for spec in specs]
+    results = [
+        evaluate_one(spec, det, gt, widerface_root, threads, warmup) for spec, det in zip(specs, detectors)
+    ]
     summary = [{k: v for k, v in r.items() if k != "pr"} for r in results]
     curves = {
         r["spec"]: {s: {k: np.round(v, 6).tolist() for k, v in c.items()} for s, c in r["pr"].items()}

@@ -26,12 +26,12 @@ def settings(**over) -> ConvertSettings:
 
 
 @pytest.fixture
-def fer_subset(data_root: Path, tmp_path: Path) -> Path:
+def fer_subset(fer2013: Path, tmp_path: Path) -> Path:
     """10 images per class and split (train, PublicTest, PrivateTest) of two FER2013 classes."""
     root = tmp_path / "fer 2013"  # a space in the path on purpose
     for split, prefix in [("train", "Training_"), ("test", "PublicTest_"), ("test", "PrivateTest_")]:
         for emotion in ("angry", "happy"):
-            files = sorted((data_root / "fer2013" / split / emotion).glob(f"{prefix}*"))[:10]
+            files = sorted((fer2013 / split / emotion).glob(f"{prefix}*"))[:10]
             (root / split / emotion).mkdir(parents=True, exist_ok=True)
             for f in files:
                 shutil.copy(f, root / split / emotion / f.name)
@@ -131,9 +131,9 @@ def test_resume_with_other_settings_is_refused(fer_subset: Path, tmp_path: Path)
         convert(fer_subset, tmp_path / "out", settings(kinds=["crops"], size=64), progress=False)
 
 
-def test_fer2013_csv(data_root: Path, tmp_path: Path):
+def test_fer2013_csv(fer2013: Path, tmp_path: Path):
     path = tmp_path / "fer2013.csv"
-    files = sorted((data_root / "fer2013/train/sad").glob("*.jpg"))[:5]
+    files = sorted((fer2013 / "train/sad").glob("*.jpg"))[:5]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["emotion", "pixels", "Usage"])
@@ -171,24 +171,24 @@ def test_ferplus_votes(votes, mode, label, reason):
         assert soft[0] == pytest.approx(0.75) and soft[6] == pytest.approx(0.25)
 
 
-def test_ferplus_onto_fer2013_files(data_root: Path, tmp_path: Path):
-    ferplus = tmp_path / "ferplus"
-    shutil.copy(data_root / "ferplus/ferplus_to_fer2013_jpg.csv", ferplus.mkdir() or ferplus)
+def test_ferplus_onto_fer2013_files(fer2013: Path, ferplus: Path, tmp_path: Path):
+    small = tmp_path / "ferplus"
+    shutil.copy(ferplus / "ferplus_to_fer2013_jpg.csv", small.mkdir() or small)
     for folder in ("FER2013Train", "FER2013Valid", "FER2013Test"):
-        (ferplus / folder).mkdir()
-        rows = (data_root / "ferplus" / folder / "label.csv").read_text().splitlines()[:20]
-        (ferplus / folder / "label.csv").write_text("\n".join(rows) + "\n")
-    assert detect_format(ferplus) == "ferplus"
-    s = settings(kinds=["crops"], images=str(data_root / "fer2013"), ferplus_labels="majority")
-    report = convert(ferplus, tmp_path / "out", s, progress=False)
+        (small / folder).mkdir()
+        rows = (ferplus / folder / "label.csv").read_text().splitlines()[:20]
+        (small / folder / "label.csv").write_text("\n".join(rows) + "\n")
+    assert detect_format(small) == "ferplus"
+    s = settings(kinds=["crops"], images=str(fer2013), ferplus_labels="majority")
+    report = convert(small, tmp_path / "out", s, progress=False)
     total = sum(sum(c.values()) for c in report["crops"].values())
     assert set(report["crops"]) == {"train", "val", "test"}
     assert total + len(report["skipped"]) == 60 and total >= 40
     assert not (tmp_path / "out/crops/soft_labels.csv").exists()
     assert load_crops(tmp_path / "out/crops", "train").soft is None
 
-    s = settings(kinds=["crops"], images=str(data_root / "fer2013"), ferplus_labels="soft")
-    report = convert(ferplus, tmp_path / "soft", s, progress=False)
+    s = settings(kinds=["crops"], images=str(fer2013), ferplus_labels="soft")
+    report = convert(small, tmp_path / "soft", s, progress=False)
     rows = (tmp_path / "soft/crops/soft_labels.csv").read_text().splitlines()
     assert rows[0] == "path," + ",".join(EMOTIONS)
     assert (
@@ -220,8 +220,8 @@ def test_photos_with_mtcnn(media: Path, tmp_path: Path):
     assert any("largest of 6" in n["note"] for n in report["notes"])
 
 
-def test_widerface_ground_truth_to_yolo(data_root: Path, tmp_path: Path):
-    lines = (data_root / "widerface/val/wider_face_val_bbx_gt.txt").read_text().splitlines()
+def test_widerface_ground_truth_to_yolo(widerface: Path, tmp_path: Path):
+    lines = (widerface / "val/wider_face_val_bbx_gt.txt").read_text().splitlines()
     gt, i = [], 0
     for _ in range(3):
         n = int(lines[i + 1])
@@ -230,10 +230,8 @@ def test_widerface_ground_truth_to_yolo(data_root: Path, tmp_path: Path):
     (tmp_path / "wider").mkdir()
     (tmp_path / "wider/wider_face_val_bbx_gt.txt").write_text("\n".join(gt) + "\n")
     with pytest.raises(ConfigError, match="no emotion labels"):
-        convert(
-            tmp_path / "wider", tmp_path / "bad", settings(images=str(data_root / "widerface/val/images"))
-        )
-    s = settings(kinds=["yolo"], classes="face", images=str(data_root / "widerface/val/images"))
+        convert(tmp_path / "wider", tmp_path / "bad", settings(images=str(widerface / "val/images")))
+    s = settings(kinds=["yolo"], classes="face", images=str(widerface / "val/images"))
     report = convert(tmp_path / "wider", tmp_path / "out", s, progress=False)
     labels = sorted((tmp_path / "out/yolo/labels/val").glob("*.txt"))
     assert len(labels) == 3
@@ -241,7 +239,7 @@ def test_widerface_ground_truth_to_yolo(data_root: Path, tmp_path: Path):
     rows = [list(map(float, r.split())) for r in labels[0].read_text().splitlines()]
     assert len(rows) == first_n and all(0 <= v <= 1 for r in rows for v in r[1:])
     x, y, w, h = map(float, lines[2].split()[:4])
-    img = cv2.imread(str(data_root / "widerface/val/images" / lines[0]))
+    img = cv2.imread(str(widerface / "val/images" / lines[0]))
     assert rows[0][1] == pytest.approx((x + w / 2) / img.shape[1], abs=1e-5)
     assert report["yolo"]["boxes"]["val"] == sum(len(r.read_text().splitlines()) for r in labels)
 

@@ -9,17 +9,17 @@ import numpy as np
 from fer_yolo.data.crops import drop_leaks, load_crops
 
 
-def test_fer2013_layout_splits_by_file_name(data_root: Path):
-    val = load_crops(data_root / "fer2013", "val")
-    test = load_crops(data_root / "fer2013", "test")
+def test_fer2013_layout_splits_by_file_name(fer2013: Path):
+    val = load_crops(fer2013, "val")
+    test = load_crops(fer2013, "test")
     assert len(val) == len(test) == 3589
     assert all(Path(p).name.startswith("PublicTest_") for p in val.paths)
     assert all(Path(p).name.startswith("PrivateTest_") for p in test.paths)
     assert val.images.shape == (3589, 48, 48, 1) and val.images.dtype == np.uint8
 
 
-def test_drop_leaks_removes_copies_of_held_out_and_blank_crops(data_root: Path):
-    test = load_crops(data_root / "fer2013", "test")
+def test_drop_leaks_removes_copies_of_held_out_and_blank_crops(fer2013: Path):
+    test = load_crops(fer2013, "test")
     train = test.subset(np.arange(5))
     train.images[0] = 0  # blank
     cleaned, removed = drop_leaks(train, test.subset(np.arange(1, 3)))

@@ -27,11 +27,14 @@ def test_missing_weights_is_a_clear_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("over", "error"),
-    [({"data": "/no/data.yaml"}, DatasetError), ({"data": __file__, "init": "/no/init.pt"}, WeightsError)],
+    ("over", "error", "message"),
+    [
+        ({"data": "/no/data.yaml"}, DatasetError, "data.yaml not found: /no/data.yaml"),
+        ({"data": __file__, "init": "/no/init.pt"}, WeightsError, "init weights not found: /no/init.pt"),
+    ],
 )
-def test_bad_training_inputs_are_clear_errors(over, error):
-    with pytest.raises(error):
+def test_bad_training_inputs_are_clear_errors(over, error, message):
+    with pytest.raises(error, match=message):
         train_detector(config(**over))
 
 

@@ -14,11 +14,11 @@ from fer_yolo.errors import ConfigError, WeightsError
 
 
 @pytest.fixture(scope="module")
-def faces(data_root: Path) -> tuple[list[np.ndarray], np.ndarray]:
+def faces(fer2013: Path) -> tuple[list[np.ndarray], np.ndarray]:
     """10 PublicTest (validation) faces per emotion, as BGR crops, and their labels."""
     crops, labels = [], []
     for k, emotion in enumerate(EMOTIONS):
-        for f in sorted((data_root / "fer2013/test" / emotion).glob("PublicTest_*"))[:10]:
+        for f in sorted((fer2013 / "test" / emotion).glob("PublicTest_*"))[:10]:
             crops.append(cv2.imread(str(f)))
             labels.append(k)
     return crops, np.array(labels)

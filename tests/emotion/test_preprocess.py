@@ -30,5 +30,9 @@ def test_tta_views():
     views = tta_views(x, "multicrop", zoom=1.25)  # 10x10 zoom: 5 crops + whole, each mirrored
     assert len(views) == 12 and all(v.shape == x.shape for v in views)
     assert torch.equal(views[6], x.flip(3)) and torch.equal(views[7], views[1].flip(3))
+    big = torch.nn.functional.interpolate(x, size=(10, 10), mode="bilinear", align_corners=False)
+    crops = [big[..., 1:9, 1:9], big[..., :8, :8], big[..., :8, 2:], big[..., 2:, :8], big[..., 2:, 2:]]
+    for view, crop in zip(views[1:6], crops):  # centre, then the four corners
+        assert torch.equal(view, crop)
     with pytest.raises(ValueError, match="unknown TTA mode"):
         tta_views(x, "ten-crop")

@@ -14,7 +14,7 @@ from fer_yolo.data.crops import CropSet
 from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
-from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import WeightsError
 from fer_yolo.evaluation.emotion_eval import evaluate_emotion, plot_confusion
 from fer_yolo.train.emotion import predict_logits
@@ -74,9 +74,14 @@ def test_flip_tta_averages_the_softmax_of_the_mirror_pair() -> None:
     flip = np.exp(predict_logits(LeftRightClassifier(), image, RAW, cpu, tta="flip"))
     mean_softmax = np.array([(e2 + 1) / 2, (e2 + 1) / 2, 1, 1, 1, 1, 1]) / (e2 + 6)
     assert flip[0] == pytest.approx(mean_softmax)  # mean of the two softmaxes, not of the logits
-    multicrop = np.exp(predict_logits(LeftRightClassifier(), image, RAW, cpu, tta="multicrop"))
+    big, pre16 = np.zeros((1, 16, 16, 1), np.uint8), Preprocess(16, 1, (0.0,), (1.0,))
+    big[..., :8, :] = 255  # 16 px: the 18 px zoom of multicrop moves the crops' edges off the midline
+    multicrop = np.exp(predict_logits(LeftRightClassifier(), big, pre16, cpu, tta="multicrop"))
     assert multicrop[0, 0] == pytest.approx(multicrop[0, 1])  # every crop comes with its mirror
-    assert multicrop[0].sum() == pytest.approx(1.0)
+    views = tta_views(pre16.normalize(torch.from_numpy(big)), "multicrop")
+    softmaxes = [LeftRightClassifier()(v).softmax(1)[0].numpy() for v in views]
+    assert multicrop[0] == pytest.approx(np.mean(softmaxes, axis=0))  # all 12 views
+    assert multicrop[0] != pytest.approx(mean_softmax, abs=1e-3)  # not only the mirror pair
 
 
 def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:
@@ -117,7 +122,7 @@ def test_load_emotion_model_round_trips_fp16_checkpoint(tmp_path: Path) -> None:
 
 
 def test_load_emotion_model_rejects_bad_checkpoints(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match="weights file not found"):
         load_emotion_model(tmp_path / "missing.pt")
     torch.save({"state_dict": {}}, tmp_path / "no_meta.pt")
     with pytest.raises(WeightsError, match="no state_dict/meta"):

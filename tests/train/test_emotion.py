@@ -25,16 +25,17 @@ from fer_yolo.train.emotion import (
     train_emotion,
 )
 from fer_yolo.utils.io import load_checkpoint
+from fer_yolo.utils.paths import default_weights
 
 
 @pytest.fixture
-def small_fer(data_root: Path, tmp_path: Path) -> Path:
+def small_fer(fer2013: Path, tmp_path: Path) -> Path:
     """48 train and 16 validation faces of three FER2013 classes."""
     root = tmp_path / "fer"
     for emotion in ("happy", "surprise", "angry"):
         for split, prefix, n in [("train", "Training_", 48), ("test", "PublicTest_", 16)]:
             (root / split / emotion).mkdir(parents=True)
-            for f in sorted((data_root / "fer2013" / split / emotion).glob(f"{prefix}*"))[:n]:
+            for f in sorted((fer2013 / split / emotion).glob(f"{prefix}*"))[:n]:
                 shutil.copy(f, root / split / emotion)
     return root
 
@@ -77,7 +78,9 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
         model, val.images, emotion_train.Preprocess.from_dict(best["meta"]["preprocess"]), torch.device("cpu")
     )
     assert logits.shape == (48, 7)
-    assert (logits.argmax(1) == val.labels).mean() > 1 / 3  # better than chance on 3 classes
+    acc = (logits.argmax(1) == val.labels).mean()
+    assert acc == pytest.approx(max(float(r["val_acc"]) for r in rows(run)), abs=1e-5)  # best.pt = best row
+    assert acc > 1 / 3  # better than chance on 3 classes
 
 
 @pytest.mark.slow
@@ -103,9 +106,13 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
     resumed = load_checkpoint(run / "weights/last.pt")
     assert resumed["epoch"] == 2 and resumed["step"] == 2 * first["step"]
 
-    straight = load_checkpoint(train_emotion(replace(cfg, name="straight")) / "weights/last.pt")
-    for k, v in straight["model"].items():  # same shuffles and augmentations: the same weights
-        assert torch.allclose(resumed["model"][k].float(), v.float(), atol=1e-5), k
+    straight_run = train_emotion(replace(cfg, name="straight"))
+    straight = load_checkpoint(straight_run / "weights/last.pt")
+    for part in ("model", "ema"):  # same shuffles and augmentations: the same weights and EMA
+        for k, v in straight[part].items():
+            assert torch.allclose(resumed[part][k].float(), v.float(), atol=1e-5), f"{part}.{k}"
+    for key in ("train_loss", "val_loss", "val_acc"):  # the EMA is what is validated
+        assert float(rows(run)[1][key]) == pytest.approx(float(rows(straight_run)[1][key]), abs=1e-4), key
 
 
 def test_class_weights_average_one_over_samples():
@@ -124,33 +131,33 @@ def test_soft_cross_entropy_matches_hand_value():
     assert float(soft_cross_entropy(logits, target, weight)) == pytest.approx(expected, abs=1e-5)
 
 
-def test_ferplus_votes_blend_into_the_fer2013_target(data_root: Path, tmp_path: Path):
+def test_ferplus_votes_blend_into_the_fer2013_target(fer2013: Path, ferplus: Path, tmp_path: Path):
     # fer0000000.png = train/angry/Training_1426440.jpg; its 10 FER+ votes: neutral 4, anger 3,
     # disgust 2, sadness 1. A copy under a name FER+ does not know keeps its one-hot target.
     (tmp_path / "train/angry").mkdir(parents=True)
     (tmp_path / "train/happy").mkdir(parents=True)
-    src = data_root / "fer2013/train/angry/Training_1426440.jpg"
+    src = fer2013 / "train/angry/Training_1426440.jpg"
     shutil.copy(src, tmp_path / "train/angry")
     shutil.copy(src, tmp_path / "train/happy/Training_unknown.jpg")
     crops = load_crops(tmp_path, "train")
     onehot = torch.nn.functional.one_hot(torch.from_numpy(crops.labels), 7).float()
-    mixed = mix_votes(onehot, crops, str(tmp_path), str(data_root / "ferplus"), 0.3)
+    mixed = mix_votes(onehot, crops, str(tmp_path), str(ferplus), 0.3)
     # angry, disgust, fear, happy, sad, surprise, neutral
     expected_angry = [0.7 + 0.3 * 0.3, 0.3 * 0.2, 0, 0, 0.3 * 0.1, 0, 0.3 * 0.4]
     assert mixed[0].tolist() == pytest.approx(expected_angry)
     assert mixed[1].tolist() == onehot[1].tolist()
 
 
-def test_ferplus_mixing_refuses_a_dataset_it_has_no_votes_for(data_root: Path, tmp_path: Path):
+def test_ferplus_mixing_refuses_a_dataset_it_has_no_votes_for(fer2013: Path, ferplus: Path, tmp_path: Path):
     (tmp_path / "train/happy").mkdir(parents=True)
-    shutil.copy(data_root / "fer2013/train/angry/Training_1426440.jpg", tmp_path / "train/happy/x.jpg")
+    shutil.copy(fer2013 / "train/angry/Training_1426440.jpg", tmp_path / "train/happy/x.jpg")
     crops = load_crops(tmp_path, "train")
     with pytest.raises(DatasetError, match="FER\\+ votes"):
-        mix_votes(torch.zeros(1, 7), crops, str(tmp_path), str(data_root / "ferplus"), 0.3)
+        mix_votes(torch.zeros(1, 7), crops, str(tmp_path), str(ferplus), 0.3)
 
 
 def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
-    shipped = "weights/emotion_mobilenetv2.pt"  # ImageNet statistics, 96 px, 3 channels
+    shipped = str(default_weights("emotion"))  # ImageNet statistics, 96 px, 3 channels
     imagenet = "~/.cache/fer-yolo/assets/mobilenet_v2-b0353104.pth"
     good = config(tmp_path, tmp_path, model="mobilenet_v2", input_size=96, in_chans=3, imagenet=imagenet)
     model = build_model("mobilenet_v2", 7, 3)

@@ -18,9 +18,9 @@ from fer_yolo.web.app import create_app
 
 
 @pytest.fixture(scope="module")
-def cfg(face_weights: Path, mini_xception_hdf5: Path, media: Path) -> dict:
+def cfg(face_weights: Path, emotion_weights: Path, media: Path) -> dict:
     over = {
-        "pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(mini_xception_hdf5)},
+        "pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights)},
         "serve": {
             "max_image_mb": 5.0,
             "max_video_mb": 30.0,
@@ -124,3 +124,4 @@ def test_live_source_streams_annotated_jpegs_and_stats(client: TestClient):
     assert head.startswith(b"--frame\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8")
     stats = client.get("/api/live/stats").json()
     assert stats["running"] and stats["error"] is None and set(stats["counts"]) >= {"happy", "neutral"}
+    assert sum(map(sum, stats["counts"].values())) > 0  # faces were seen and classified

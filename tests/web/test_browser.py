@@ -27,9 +27,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(face_weights: Path, mini_xception_hdf5: Path, media: Path):
+def server(face_weights: Path, emotion_weights: Path, media: Path):
     over = {
-        "pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(mini_xception_hdf5)},
+        "pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights)},
         "serve": {"max_image_mb": 2.0},
     }
     cfg = load_config(overrides=over)
@@ -40,7 +40,9 @@ def server(face_weights: Path, mini_xception_hdf5: Path, media: Path):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.time() + 60
     while not server.started:
+        assert thread.is_alive() and time.time() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
@@ -75,9 +77,8 @@ def upload(browser, server: str, path: Path) -> None:
 
 def test_photo_upload_shows_one_card_per_face(browser, server: str, media: Path, tmp_path: Path):
     upload(browser, server, media / "facenet_pytorch/multiface.jpg")
+    # All cards are added in one script task once the image has loaded: seeing one means seeing all.
     cards = wait_for(lambda: browser.find_elements("css selector", ".face-card"))
-    time.sleep(0.5)  # all cards are added in one go once the image has loaded
-    cards = browser.find_elements("css selector", ".face-card")
     assert len(cards) == 6
     assert all(len(c.find_elements("css selector", ".prob")) == 7 for c in cards)
     assert "6 faces" in browser.find_element("id", "photo-caption").text
