@@ -25,6 +25,7 @@ from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 from fer_yolo.sources import FrameSource, ImageSource, open_sources
 from fer_yolo.utils.io import atomic_path, increment_dir, write_json
+from fer_yolo.utils.signals import deferred_interrupt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -118,10 +119,10 @@ def process_source(
             for result in pipeline.run(source, cfg["batch"]):
                 fps = rate.tick()
                 frame, faces = result.frame, result.faces
-                timeline.write(frame.index, frame.t_s, faces, frame.name)
-                summary.add(frame.t_s, faces)
-                if cfg["save"] or show:
-                    annotated = annotator.annotate(frame.image, faces, fps)
+                annotated = annotator.annotate(frame.image, faces, fps) if cfg["save"] or show else None
+                with deferred_interrupt():  # a frame lands in every output or in none
+                    timeline.write(frame.index, frame.t_s, faces, frame.name)
+                    summary.add(frame.t_s, faces)
                     if images and cfg["save"]:
                         out = run_dir / "images" / _unique(Path(frame.name).name, image_names)
                         with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
@@ -131,11 +132,11 @@ def process_source(
                         repeats = round(frame.t_s * info.fps) + 1 - writer.frames if info.live else 1
                         for _ in range(max(repeats, 0)):
                             writer.write(annotated)
-                    if show:
-                        cv2.imshow("fer-yolo", annotated)
-                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                            break
-                n += 1
+                    n += 1
+                if show:
+                    cv2.imshow("fer-yolo", annotated)
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
                 bar.update(1)
                 if on_frame is not None:
                     on_frame(n, info.total_frames)

@@ -1,0 +1,39 @@
+import signal
+import threading
+
+import pytest
+
+from fer_yolo.utils.signals import deferred_interrupt
+
+
+def test_ctrl_c_waits_for_the_block_then_interrupts():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            signal.raise_signal(signal.SIGINT)
+            done.append("first")
+            done.append("second")
+    assert done == ["first", "second"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_no_ctrl_c_no_interrupt():
+    with deferred_interrupt():
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_other_threads_run_the_block_as_is():
+    errors = []
+
+    def work():
+        try:
+            with deferred_interrupt():  # signal.signal would raise ValueError off the main thread
+                pass
+        except Exception as e:  # noqa: BLE001 - reported to the main thread
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert errors == []
