@@ -2,8 +2,9 @@
 
 Recipe: in-memory crops, batched augmentation on the device (affine, mirror, photometric, random
 erasing, CutMix/MixUp), label smoothing, class-balanced loss, SGD + Nesterov with warmup and cosine
-decay, an EMA of the weights (validated and saved as best.pt), bf16 autocast on CPUs that have it
-and fp16 AMP on CUDA, early stopping on the validation split. A run folder holds args.yaml,
+decay, optional FER+ votes and distillation (teachers' mirror-TTA softmax) blended into the targets,
+an EMA of the weights (validated and saved as best.pt), bf16 autocast on CPUs that have it and fp16
+AMP on CUDA, early stopping on the validation split. A run folder holds args.yaml,
 results.csv, curves.png, weights/last.pt (resume) and weights/best.pt.
 """
 
@@ -26,8 +27,8 @@ from tqdm.auto import tqdm
 
 from fer_yolo.config import defaults, merge
 from fer_yolo.data.convert.ferplus import vote_distributions
-from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, relative_paths
-from fer_yolo.emotion.classifier import load_state, read_emotion_checkpoint
+from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, read_crop, relative_paths
+from fer_yolo.emotion.classifier import load_emotion_model, load_state, read_emotion_checkpoint
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
@@ -62,6 +63,8 @@ class EmotionTrainConfig:
     label_smoothing: float
     ferplus: str
     ferplus_weight: float
+    teachers: list
+    teacher_weight: float
     class_balance: float
     ema_decay: float
     patience: int
@@ -136,6 +139,33 @@ def mix_votes(target: torch.Tensor, crops: CropSet, root: str, ferplus: str, wei
     out[list(idx)] = (1 - weight) * target[list(idx)] + weight * torch.from_numpy(np.stack(dist))
     LOGGER.info("FER+ votes mixed into %d of %d training targets (weight %.2f)", len(idx), len(crops), weight)
     return out
+
+
+def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> torch.Tensor:
+    """The mean softmax (n, k) of `teachers` on each crop, each teacher with mirror TTA at its own input.
+
+    A teacher trained at another size or on other channels than the crops reads their files again.
+
+    Raises:
+        WeightsError: A teacher cannot be loaded.
+        DatasetError: A crop's file can no longer be read.
+    """
+    total = torch.zeros(len(crops), len(EMOTIONS))
+    for path in teachers:
+        model, pre = load_emotion_model(path, device)
+        images = crops.images
+        if images.shape[1:] != (pre.input_size, pre.input_size, pre.in_chans):
+            images = []
+            for file in crops.paths:
+                if (img := read_crop(Path(file), pre.input_size, pre.in_chans)) is None:
+                    raise DatasetError(f"cannot read {file} again for teacher {path}", "check the dataset")
+                images.append(img)
+            images = np.stack(images)
+        probs = torch.from_numpy(predict_logits(model, images, pre, device, tta="flip")).exp()
+        agree = float((probs.argmax(1).numpy() == crops.labels).mean())
+        LOGGER.info("teacher %s agrees with %.1f%% of the training labels", path, 100 * agree)
+        total += probs
+    return total / len(teachers)
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -391,6 +421,9 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
     if cfg.ferplus:
         target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
+    if cfg.teachers:  # distillation: the teachers' view of each training image
+        w = cfg.teacher_weight
+        target = (1 - w) * target + w * teacher_probs(cfg.teachers, train, device).to(target)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 

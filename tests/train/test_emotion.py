@@ -22,6 +22,7 @@ from fer_yolo.train.emotion import (
     load_init,
     mix_votes,
     soft_cross_entropy,
+    teacher_probs,
     train_emotion,
 )
 from fer_yolo.utils.io import load_checkpoint
@@ -169,3 +170,24 @@ def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
         cfg = EmotionTrainConfig.from_dict(asdict(good) | {"init": shipped} | wrong)
         with pytest.raises(ConfigError, match="as the weights were trained"):
             load_init(model, cfg)
+
+
+def test_teachers_read_the_training_faces_at_their_own_input(small_fer: Path):
+    shipped = str(default_weights("emotion"))  # 96 px, 3 channels, ImageNet statistics
+    grey48 = load_crops(small_fer, "train")  # the student's crops: 48 px grey
+    probs = teacher_probs([shipped, shipped], grey48, torch.device("cpu")).numpy()
+    model, pre = emotion_train.load_emotion_model(shipped)
+    own = load_crops(small_fer, "train", pre.input_size, pre.in_chans)
+    flip = np.exp(emotion_train.predict_logits(model, own.images, pre, torch.device("cpu"), tta="flip"))
+    assert probs.shape == (144, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.allclose(probs, flip, atol=1e-5)  # two copies of one teacher: its own mirror-TTA softmax
+    assert (probs.argmax(1) == grey48.labels).mean() > 0.6  # happy, surprise, angry: a real teacher
+
+
+@pytest.mark.slow
+def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, tmp_path: Path):
+    shipped = str(default_weights("emotion"))
+    run = train_emotion(config(small_fer, tmp_path / "runs", epochs=1, teachers=[shipped], teacher_weight=0.5))
+    assert f"teacher {shipped} agrees with" in (run / "train.log").read_text()
+    with pytest.raises(WeightsError):
+        train_emotion(config(small_fer, tmp_path / "runs", epochs=1, teachers=[str(tmp_path / "none.pt")]))
