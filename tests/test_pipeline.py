@@ -89,6 +89,29 @@ def test_stream_of_a_real_video_writes_video_timeline_and_summary(
     assert report.sources[0]["frames"] == 132 and not report.interrupted
 
 
+def test_ctrl_c_between_a_frames_writes_leaves_every_output_with_the_same_frames(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    from fer_yolo.sinks import TimelineSink
+
+    write = TimelineSink.write
+
+    def write_then_ctrl_c(self, frame_index, *args):  # Ctrl-C after frame 5's timeline, before its video
+        write(self, frame_index, *args)
+        if frame_index == 5:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(TimelineSink, "write", write_then_ctrl_c)
+    clip = media / "sihanwang_video/test.mp4"
+    report = run(pipeline, stream_cfg(cfg, clip, tmp_path), quiet=True)
+    out = report.run_dir
+    lines = (out / "test.jsonl").read_text().splitlines()
+    csv_frames = {line.split(",")[0] for line in (out / "test.csv").read_text().splitlines()[1:]}
+    assert report.interrupted and report.sources[0]["frames"] == len(lines) == 6
+    assert cv2.VideoCapture(str(out / "test.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    assert csv_frames <= {str(i) for i in range(6)} and "5" in csv_frames
+
+
 def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pipeline, media, tmp_path):
     report = run(pipeline, stream_cfg(cfg, media / "face_recognition/*.jpg", tmp_path), quiet=True)
     out = report.run_dir

@@ -81,8 +81,11 @@ def load_emotion_model(
         f"{path}: weights do not match {meta['arch']}",
         "the checkpoint's meta and state_dict disagree; retrain or re-export it",
     )
-    if list(meta["class_names"]) != list(EMOTIONS):
-        LOGGER.warning("%s: class names %s differ from %s", path, meta["class_names"], EMOTIONS)
+    if list(meta["class_names"]) != list(EMOTIONS):  # every output is labelled by EMOTIONS' order
+        raise WeightsError(
+            f"{path} predicts {meta['class_names']}, fer-yolo labels {list(EMOTIONS)}",
+            "pass weights trained on these 7 emotions in this order",
+        )
     return model.to(dev).eval(), pre
 
 

@@ -141,6 +141,23 @@ def mix_votes(target: torch.Tensor, crops: CropSet, root: str, ferplus: str, wei
     return out
 
 
+def check_teachers(cfg: EmotionTrainConfig) -> None:
+    """Fail before any data is read: teachers must be files, blend weights shares in [0, 1].
+
+    Raises:
+        ConfigError: A weight outside [0, 1] or a teacher that is not a path.
+        WeightsError: A teacher file is missing.
+    """
+    for key in ("ferplus_weight", "teacher_weight"):
+        if not 0 <= getattr(cfg, key) <= 1:
+            raise ConfigError(f"{key} {getattr(cfg, key)} is not a share", f"set {key} between 0 and 1")
+    for teacher in cfg.teachers:
+        if not isinstance(teacher, str) or not teacher:
+            raise ConfigError(f"teacher {teacher!r} is not a path", "list emotion weight files in teachers")
+        if not Path(teacher).expanduser().is_file():
+            raise WeightsError(f"teacher weights not found: {teacher}", "pass existing emotion weight files")
+
+
 def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> torch.Tensor:
     """The mean softmax (n, k) of `teachers` on each crop, each teacher with mirror TTA at its own input.
 
@@ -152,7 +169,7 @@ def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> 
     """
     total = torch.zeros(len(crops), len(EMOTIONS))
     for path in teachers:
-        model, pre = load_emotion_model(path, device)
+        model, pre = load_emotion_model(Path(path).expanduser(), device)
         images = crops.images
         if images.shape[1:] != (pre.input_size, pre.input_size, pre.in_chans):
             images = []
@@ -376,6 +393,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
 
 def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     LOGGER.info("run folder %s (continue an interrupted run: fer-yolo train emotion --resume %s)", run, run)
+    check_teachers(cfg)
     device = select_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -421,9 +439,14 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
     if cfg.ferplus:
         target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
-    if cfg.teachers:  # distillation: the teachers' view of each training image
-        w = cfg.teacher_weight
-        target = (1 - w) * target + w * teacher_probs(cfg.teachers, train, device).to(target)
+    if cfg.teachers:  # distillation: the teachers' view of each training image, kept for --resume
+        cached = run / "teacher_probs.pt"
+        if cached.is_file():
+            probs = load_checkpoint(cached)["probs"]
+        else:
+            probs = teacher_probs(cfg.teachers, train, device)
+            save_checkpoint(cached, {"probs": probs, "teachers": cfg.teachers})
+        target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * probs.to(target)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) until the block ends, then deliver it to the handler that was in place.
 
-    Off the main thread (where Python delivers no signals) the block runs as is.
+    Off the main thread (where Python delivers no signals) the block runs as is. A handler installed
+    outside Python (unknown to `signal.getsignal`) comes back as Python's default, KeyboardInterrupt.
 
     Example:
         >>> with deferred_interrupt():
@@ -26,6 +27,6 @@ def deferred_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         if received:
             signal.raise_signal(signal.SIGINT)

@@ -187,7 +187,33 @@ def test_teachers_read_the_training_faces_at_their_own_input(small_fer: Path):
 @pytest.mark.slow
 def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, tmp_path: Path):
     shipped = str(default_weights("emotion"))
-    run = train_emotion(config(small_fer, tmp_path / "runs", epochs=1, teachers=[shipped], teacher_weight=0.5))
+    cfg = config(small_fer, tmp_path / "runs", epochs=2, teachers=[shipped], teacher_weight=0.5)
+    run = train_emotion(replace(cfg, epochs=1))
     assert f"teacher {shipped} agrees with" in (run / "train.log").read_text()
-    with pytest.raises(WeightsError):
-        train_emotion(config(small_fer, tmp_path / "runs", epochs=1, teachers=[str(tmp_path / "none.pt")]))
+    cached = load_checkpoint(run / "teacher_probs.pt")  # computed once per run: --resume keeps the targets
+    assert cached["probs"].shape == (143, 7) and cached["teachers"] == [shipped]  # 1 leak removed
+    state = load_checkpoint(run / "weights/last.pt")
+    state["config"]["epochs"] = 2
+    emotion_train.save_checkpoint(run / "weights/last.pt", state)
+    train_emotion(cfg, resume=run)
+    assert (run / "train.log").read_text().count("agrees with") == 1  # not recomputed on resume
+
+
+def test_bad_teacher_settings_fail_before_any_data_is_read(tmp_path: Path):
+    missing = tmp_path / "no-data"  # never read: the checks come first
+    with pytest.raises(WeightsError, match="teacher weights not found"):
+        train_emotion(config(missing, tmp_path / "runs", teachers=[str(tmp_path / "none.pt")]))
+    shipped = str(default_weights("emotion"))
+    for bad in ({"teacher_weight": 1.5}, {"ferplus_weight": -0.1}):
+        with pytest.raises(ConfigError, match="not a share"):
+            train_emotion(config(missing, tmp_path / "runs", teachers=[shipped], **bad))
+    with pytest.raises(ConfigError, match="not a path"):
+        train_emotion(config(missing, tmp_path / "runs", teachers=[shipped, 3]))
+
+
+def test_weights_for_other_classes_are_refused(tmp_path: Path):
+    ckpt = load_checkpoint(default_weights("emotion"))
+    ckpt["meta"]["class_names"] = list(reversed(ckpt["meta"]["class_names"]))
+    emotion_train.save_checkpoint(tmp_path / "reversed.pt", ckpt)
+    with pytest.raises(WeightsError, match="predicts"):
+        emotion_train.load_emotion_model(tmp_path / "reversed.pt")
