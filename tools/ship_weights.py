@@ -2,11 +2,13 @@
 
     python tools/ship_weights.py detector RUNS/detect/RUN/weights/best.pt weights/face_yolo11n.pt
     python tools/ship_weights.py emotion RUNS/emotion/RUN/weights/best.pt weights/emotion_resnet34.pt
+    python tools/ship_weights.py emotion RUNS/emotion/A/weights/best.pt RUNS/emotion/B/weights/best.pt OUT.pt
 
 (RUNS: ~/.cache/fer-yolo/runs by default.)
 
 The detector file stays an ultralytics checkpoint (EMA model, no optimizer) read through ultralytics'
 allow-list loader; the emotion file is {"state_dict", "meta"} read with torch.load(weights_only=True).
+Several emotion checkpoints are averaged into one file (a soup of runs fine-tuned from the same weights).
 Ship only what `fer-yolo eval` shows is better than the file it replaces, and update its model card.
 """
 
@@ -23,12 +25,17 @@ from fer_yolo.emotion.classifier import save_emotion_weights
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["detector", "emotion"])
-    p.add_argument("src", help="a run's weights/best.pt")
+    p.add_argument("src", nargs="+", help="a run's weights/best.pt (emotion: one or more, averaged)")
     p.add_argument("dst", help="output file under weights/")
     p.add_argument("--note", default="", help="stored in the file (e.g. the command that trained it)")
     args = p.parse_args()
-    save = save_face_weights if args.kind == "detector" else save_emotion_weights
-    out = save(args.src, args.dst, source=str(Path(args.src).expanduser()), note=args.note)
+    if args.kind == "detector" and len(args.src) > 1:
+        p.error("detector weights are shipped from one run")
+    sources = [str(Path(s).expanduser()) for s in args.src]
+    if args.kind == "detector":
+        out = save_face_weights(sources[0], args.dst, source=sources[0], note=args.note)
+    else:
+        out = save_emotion_weights(sources, args.dst, source=", ".join(sources), note=args.note)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

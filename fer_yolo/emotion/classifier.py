@@ -167,15 +167,44 @@ class EmotionClassifier:
         return self.predict_crops(crops)
 
 
-def save_emotion_weights(src: str | Path, dst: str | Path, **card) -> Path:
-    """Write the inference part of an emotion checkpoint: fp16 state_dict + meta, atomically.
+def average_emotion_weights(srcs: list[str | Path]) -> tuple[dict, dict]:
+    """The uniform average of several emotion checkpoints' weights (a "model soup") and their meta.
+
+    Averaging runs fine-tuned from the same weights lands between their optima, usually above each of them;
+    runs from different starts do not average meaningfully. Integer buffers are taken from the first file.
+
+    Raises:
+        WeightsError: The checkpoints differ in architecture, classes or preprocessing.
+    """
+    read = [read_emotion_checkpoint(Path(s).expanduser()) for s in srcs]
+    state, meta = read[0]
+    keys = ("arch", "stem", "class_names", "preprocess")
+    for src, (other, other_meta) in zip(srcs[1:], read[1:]):
+        if [other_meta.get(k) for k in keys] != [meta.get(k) for k in keys] or other.keys() != state.keys():
+            raise WeightsError(
+                f"{src} is another model than {srcs[0]} (architecture, classes or preprocessing)",
+                "average only runs of one recipe fine-tuned from the same weights",
+            )
+    if len(read) == 1:
+        return state, meta
+    mean = {
+        k: torch.stack([s[k].float() for s, _ in read]).mean(0) if v.is_floating_point() else v
+        for k, v in state.items()
+    }
+    soup = {k: v for k, v in meta.items() if k not in ("epoch", "val")}  # those describe one run
+    return mean, soup | {"averaged": [str(Path(s).expanduser()) for s in srcs]}
+
+
+def save_emotion_weights(src: str | Path | list[str | Path], dst: str | Path, **card) -> Path:
+    """Write the inference part of emotion checkpoints: fp16 state_dict + meta, atomically.
 
     Args:
-        src: A `fer-yolo train emotion` run's weights/best.pt (or last.pt: its EMA is used).
+        src: A `fer-yolo train emotion` run's weights/best.pt (or last.pt: its EMA is used), or a list of
+            them, whose weights are averaged (`average_emotion_weights`).
         dst: Output file (e.g. weights/emotion_resnet34.pt).
         **card: Plain-data facts added to meta (e.g. metrics, the command that made it).
     """
-    state, meta = read_emotion_checkpoint(Path(src).expanduser())
+    state, meta = average_emotion_weights(src if isinstance(src, list) else [src])
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_checkpoint(dst, {"state_dict": half, "meta": meta | card})
     return Path(dst)

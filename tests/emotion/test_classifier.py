@@ -1,4 +1,4 @@
-"""EmotionClassifier on real FER2013 faces with the shipped weights: backends, TTA, errors."""
+"""EmotionClassifier on real FER2013 faces with the shipped weights: backends, TTA, errors, averaging."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_yolo.emotion.classifier import EmotionClassifier
+from fer_yolo.emotion.classifier import EmotionClassifier, save_emotion_weights
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.utils.io import load_checkpoint, save_checkpoint
+from fer_yolo.utils.paths import default_weights
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +59,21 @@ def test_bad_settings_are_reported(tmp_path: Path):
         EmotionClassifier(tta="mirror")
     with pytest.raises(WeightsError, match="not found"):
         EmotionClassifier(tmp_path / "missing.pt")
+
+
+def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
+    shipped = load_checkpoint(default_weights("emotion"))
+    tripled = {k: v.float() * 3 if v.is_floating_point() else v for k, v in shipped["state_dict"].items()}
+    save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": shipped["meta"]})
+    shipped_path = default_weights("emotion")
+    out = save_emotion_weights([shipped_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
+    soup = load_checkpoint(out)
+    for k, v in shipped["state_dict"].items():
+        if v.is_floating_point():
+            assert soup["state_dict"][k].dtype == v.dtype  # fp16, as shipped
+            np.testing.assert_allclose(soup["state_dict"][k].float(), v.float() * 2, rtol=2e-3, atol=1e-3)
+    assert "val" not in soup["meta"] and len(soup["meta"]["averaged"]) == 2 and soup["meta"]["note"] == "x"
+    other = shipped["meta"] | {"preprocess": shipped["meta"]["preprocess"] | {"input_size": 64}}
+    save_checkpoint(tmp_path / "c.pt", {"state_dict": tripled, "meta": other})
+    with pytest.raises(WeightsError, match="another model"):
+        save_emotion_weights([shipped_path, tmp_path / "c.pt"], tmp_path / "bad.pt")
