@@ -8,7 +8,7 @@
 
 The detector file stays an ultralytics checkpoint (EMA model, no optimizer) read through ultralytics'
 allow-list loader; the emotion file is {"state_dict", "meta"} read with torch.load(weights_only=True).
-Several emotion checkpoints are averaged into one file (a soup of runs fine-tuned from the same weights).
+Several emotion checkpoints are averaged into one file (a soup of runs that continue one another).
 Ship only what `fer-yolo eval` shows is better than the file it replaces, and update its model card.
 """
 
@@ -29,13 +29,16 @@ def main() -> int:
     p.add_argument("dst", help="output file under weights/")
     p.add_argument("--note", default="", help="stored in the file (e.g. the command that trained it)")
     args = p.parse_args()
-    if args.kind == "detector" and len(args.src) > 1:
-        p.error("detector weights are shipped from one run")
-    sources = [str(Path(s).expanduser()) for s in args.src]
-    if args.kind == "detector":
-        out = save_face_weights(sources[0], args.dst, source=sources[0], note=args.note)
+    sources = [Path(s).expanduser() for s in args.src]
+    if Path(args.dst).name in ("best.pt", "last.pt"):  # a forgotten output would overwrite the last input
+        p.error(f"the output {args.dst} looks like a run's checkpoint: name a file under weights/ last")
+    if len(sources) == 1:
+        save = save_face_weights if args.kind == "detector" else save_emotion_weights
+        out = save(sources[0], args.dst, source=str(sources[0]), note=args.note)
+    elif args.kind == "emotion":  # the sources are listed in meta["averaged"]
+        out = save_emotion_weights(sources, args.dst, note=args.note)
     else:
-        out = save_emotion_weights(sources, args.dst, source=", ".join(sources), note=args.note)
+        p.error("detector weights are shipped from one run")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,23 +168,29 @@ class EmotionClassifier:
         return self.predict_crops(crops)
 
 
-def average_emotion_weights(srcs: list[str | Path]) -> tuple[dict, dict]:
+def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
     """The uniform average of several emotion checkpoints' weights (a "model soup") and their meta.
 
-    Averaging runs fine-tuned from the same weights lands between their optima, usually above each of them;
-    runs from different starts do not average meaningfully. Integer buffers are taken from the first file.
+    Meant for runs of one recipe that start from the same weights or continue one another: they stay in one
+    basin, and their average often scores above each of them. Runs from different starts do not average
+    meaningfully. Integer buffers (BatchNorm counters) are taken from the first file.
 
     Raises:
-        WeightsError: The checkpoints differ in architecture, classes or preprocessing.
+        WeightsError: No file, or files of different models (architecture, classes, preprocessing, tensors).
     """
+    if not srcs:
+        raise WeightsError("no emotion checkpoints to average", "pass one or more weights/best.pt files")
     read = [read_emotion_checkpoint(Path(s).expanduser()) for s in srcs]
     state, meta = read[0]
     keys = ("arch", "stem", "class_names", "preprocess")
     for src, (other, other_meta) in zip(srcs[1:], read[1:]):
-        if [other_meta.get(k) for k in keys] != [meta.get(k) for k in keys] or other.keys() != state.keys():
+        differ = [k for k in keys if other_meta.get(k) != meta.get(k)]
+        if other.keys() != state.keys() or any(other[k].shape != v.shape for k, v in state.items()):
+            differ.append("tensors")
+        if differ:
             raise WeightsError(
-                f"{src} is another model than {srcs[0]} (architecture, classes or preprocessing)",
-                "average only runs of one recipe fine-tuned from the same weights",
+                f"{src} is another model than {srcs[0]} ({', '.join(differ)} differ)",
+                "average only runs of one recipe that start from the same weights or continue one another",
             )
     if len(read) == 1:
         return state, meta
@@ -192,19 +199,23 @@ def average_emotion_weights(srcs: list[str | Path]) -> tuple[dict, dict]:
         for k, v in state.items()
     }
     soup = {k: v for k, v in meta.items() if k not in ("epoch", "val")}  # those describe one run
-    return mean, soup | {"averaged": [str(Path(s).expanduser()) for s in srcs]}
+    parts = [
+        {"source": str(Path(s).expanduser())} | {k: m[k] for k in ("epoch", "val") if k in m}
+        for s, (_, m) in zip(srcs, read)
+    ]
+    return mean, soup | {"averaged": parts}
 
 
-def save_emotion_weights(src: str | Path | list[str | Path], dst: str | Path, **card) -> Path:
+def save_emotion_weights(src: str | Path | Sequence[str | Path], dst: str | Path, **card) -> Path:
     """Write the inference part of emotion checkpoints: fp16 state_dict + meta, atomically.
 
     Args:
-        src: A `fer-yolo train emotion` run's weights/best.pt (or last.pt: its EMA is used), or a list of
-            them, whose weights are averaged (`average_emotion_weights`).
+        src: A `fer-yolo train emotion` run's weights/best.pt (or last.pt: its EMA is used), or several,
+            whose weights are averaged (`average_emotion_weights`).
         dst: Output file (e.g. weights/emotion_resnet34.pt).
         **card: Plain-data facts added to meta (e.g. metrics, the command that made it).
     """
-    state, meta = average_emotion_weights(src if isinstance(src, list) else [src])
+    state, meta = average_emotion_weights([src] if isinstance(src, (str, Path)) else src)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_checkpoint(dst, {"state_dict": half, "meta": meta | card})
     return Path(dst)

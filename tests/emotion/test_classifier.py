@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from fer_yolo.emotion.classifier import EmotionClassifier, save_emotion_weights
 from fer_yolo.emotion.labels import EMOTIONS
@@ -62,18 +63,29 @@ def test_bad_settings_are_reported(tmp_path: Path):
 
 
 def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
-    shipped = load_checkpoint(default_weights("emotion"))
-    tripled = {k: v.float() * 3 if v.is_floating_point() else v for k, v in shipped["state_dict"].items()}
-    save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": shipped["meta"]})
     shipped_path = default_weights("emotion")
+    shipped = load_checkpoint(shipped_path)
+    state = shipped["state_dict"]
+    tripled = {k: v.float() * 3 if v.is_floating_point() else v + 7 for k, v in state.items()}
+    run_meta = shipped["meta"] | {"epoch": 4, "val": {"accuracy": 0.5}}  # one run's facts
+    save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": run_meta})
     out = save_emotion_weights([shipped_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
     soup = load_checkpoint(out)
-    for k, v in shipped["state_dict"].items():
+    for k, v in state.items():
+        assert soup["state_dict"][k].dtype == v.dtype  # fp16 weights, int64 BatchNorm counters
         if v.is_floating_point():
-            assert soup["state_dict"][k].dtype == v.dtype  # fp16, as shipped
             np.testing.assert_allclose(soup["state_dict"][k].float(), v.float() * 2, rtol=2e-3, atol=1e-3)
-    assert "val" not in soup["meta"] and len(soup["meta"]["averaged"]) == 2 and soup["meta"]["note"] == "x"
+        else:
+            assert torch.equal(soup["state_dict"][k], v)  # counters are taken from the first file
+    meta = soup["meta"]
+    assert "epoch" not in meta and "val" not in meta and meta["note"] == "x"
+    assert [a.get("epoch") for a in meta["averaged"]] == [shipped["meta"].get("epoch"), 4]
     other = shipped["meta"] | {"preprocess": shipped["meta"]["preprocess"] | {"input_size": 64}}
     save_checkpoint(tmp_path / "c.pt", {"state_dict": tripled, "meta": other})
-    with pytest.raises(WeightsError, match="another model"):
-        save_emotion_weights([shipped_path, tmp_path / "c.pt"], tmp_path / "bad.pt")
+    wider = {k: torch.cat([v, v]) if k == "classifier.1.bias" else v for k, v in tripled.items()}
+    save_checkpoint(tmp_path / "d.pt", {"state_dict": wider, "meta": shipped["meta"]})
+    for bad, why in (("c.pt", "preprocess differ"), ("d.pt", "tensors differ")):
+        with pytest.raises(WeightsError, match=why):
+            save_emotion_weights([shipped_path, tmp_path / bad], tmp_path / "bad.pt")
+    with pytest.raises(WeightsError, match="no emotion checkpoints"):
+        save_emotion_weights([], tmp_path / "bad.pt")
