@@ -180,16 +180,17 @@ def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
     """
     if not srcs:
         raise WeightsError("no emotion checkpoints to average", "pass one or more weights/best.pt files")
-    read = [read_emotion_checkpoint(Path(s).expanduser()) for s in srcs]
+    paths = [Path(s).expanduser() for s in srcs]
+    read = [read_emotion_checkpoint(p) for p in paths]
     state, meta = read[0]
     keys = ("arch", "stem", "class_names", "preprocess")
-    for src, (other, other_meta) in zip(srcs[1:], read[1:]):
+    for path, (other, other_meta) in zip(paths[1:], read[1:]):
         differ = [k for k in keys if other_meta.get(k) != meta.get(k)]
         if other.keys() != state.keys() or any(other[k].shape != v.shape for k, v in state.items()):
             differ.append("tensors")
         if differ:
             raise WeightsError(
-                f"{src} is another model than {srcs[0]} ({', '.join(differ)} differ)",
+                f"{path} is another model than {paths[0]} ({', '.join(differ)} differ)",
                 "average only runs of one recipe that start from the same weights or continue one another",
             )
     if len(read) == 1:
@@ -200,8 +201,8 @@ def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
     }
     soup = {k: v for k, v in meta.items() if k not in ("epoch", "val")}  # those describe one run
     parts = [
-        {"source": str(Path(s).expanduser())} | {k: m[k] for k in ("epoch", "val") if k in m}
-        for s, (_, m) in zip(srcs, read)
+        {"source": str(path)} | {k: m[k] for k in ("epoch", "val") if k in m}
+        for path, (_, m) in zip(paths, read)
     ]
     return mean, soup | {"averaged": parts}
 
