@@ -1,7 +1,7 @@
 """`fer-yolo eval emotion`: accuracy, macro-F1 and confusion matrices of an emotion classifier.
 
 Splits: `test` and `val` of a crop dataset (FER2013 layout: test = PrivateTest_*, val = PublicTest_*),
-plus optionally `ferplus_test`: the FER2013 PrivateTest images with their FER+ crowd labels.
+plus optionally `ferplus_test` and `ferplus_val`: the same FER2013 images with their FER+ crowd labels.
 """
 
 from __future__ import annotations
@@ -27,31 +27,40 @@ from fer_yolo.utils.io import atomic_path, write_json, write_text
 
 LOGGER = logging.getLogger(__name__)
 
-FERPLUS_SPLIT = "ferplus_test"
+FERPLUS_PREFIX = "ferplus_"
 
 
-def load_ferplus_test(fer2013_root: str | Path, ferplus_root: str | Path, pre: Preprocess) -> CropSet:
-    """FER2013 PrivateTest images with FER+ majority labels (one emotion has > half of the votes).
+def load_ferplus(
+    fer2013_root: str | Path, ferplus_root: str | Path, splits: Iterable[str], pre: Preprocess
+) -> dict[str, CropSet]:
+    """FER2013 images of each split with FER+ majority labels (one emotion has > half of the votes).
 
     The same rule as `fer-yolo convert --format ferplus` (`votes_to_label`): images whose voters
     said unknown or not-a-face, or gave no emotion a majority, are left out.
 
     Args:
         fer2013_root: FER2013 image-folder dataset (train/, test/).
-        ferplus_root: Folder with FER2013Test/label.csv and ferplus_to_fer2013_jpg.csv.
+        ferplus_root: Folder with FER2013{Train,Valid,Test}/label.csv and ferplus_to_fer2013_jpg.csv.
+        splits: Any of train, val (FER2013 PublicTest), test (PrivateTest).
         pre: Size and channels to read the crops at.
+
+    Returns:
+        ``ferplus_<split>`` -> CropSet, for each split.
     """
     items, _ = list_ferplus(Path(ferplus_root), Path(fer2013_root), "majority")
-    images, labels, paths = [], [], []
-    for item in (i for i in items if i.split == "test"):
-        img = read_crop(Path(item.source), pre.input_size, pre.in_chans)
-        if img is not None:
-            images.append(img)
-            labels.append(item.label)
-            paths.append(item.source)
-    if not labels:
-        raise DatasetError(f"no usable FER+ test images under {fer2013_root}", "check the FER2013 folder")
-    return CropSet(np.stack(images), np.asarray(labels, np.int64), paths)
+    sets = {}
+    for split in splits:
+        images, labels, paths = [], [], []
+        for item in (i for i in items if i.split == split):
+            img = read_crop(Path(item.source), pre.input_size, pre.in_chans)
+            if img is not None:
+                images.append(img)
+                labels.append(item.label)
+                paths.append(item.source)
+        if not labels:
+            raise DatasetError(f"no usable FER+ {split} images under {fer2013_root}", "check the FER2013 folder")
+        sets[FERPLUS_PREFIX + split] = CropSet(np.stack(images), np.asarray(labels, np.int64), paths)
+    return sets
 
 
 def _check_shape(name: str, crops: CropSet, pre: Preprocess) -> None:
@@ -83,7 +92,8 @@ def evaluate_emotion(
         device: Torch device spec ('cpu', 'cuda', 'auto', ...).
         tta: Test-time augmentation: none | flip | multicrop (see emotion.preprocess.tta_views).
         batch: Crops per forward pass.
-        ferplus_root: If given (and `data` is a FER2013 folder), also evaluate ``ferplus_test``.
+        ferplus_root: If given (and `data` is a FER2013 folder), also evaluate each split with its FER+
+            labels, as ``ferplus_<split>`` (PublicTest with FER+ labels is ``ferplus_val``: fit for model selection).
 
     Returns:
         Split name -> :func:`classification_report` dict, with ``skipped`` (unreadable files) added.
@@ -94,9 +104,10 @@ def evaluate_emotion(
     elif isinstance(data, Mapping):
         sets = dict(data)
     else:
+        splits = list(splits)
         sets = {s: load_crops(data, s, pre.input_size, pre.in_chans) for s in splits}
         if ferplus_root is not None:
-            sets[FERPLUS_SPLIT] = load_ferplus_test(data, ferplus_root, pre)
+            sets |= load_ferplus(data, ferplus_root, splits, pre)
     model = model.to(dev).eval()
     results = {}
     for name, crops in sets.items():

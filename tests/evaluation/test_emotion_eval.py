@@ -16,7 +16,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import WeightsError
-from fer_yolo.evaluation.emotion_eval import evaluate_emotion, plot_confusion
+from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_ferplus, plot_confusion
 from fer_yolo.train.emotion import predict_logits
 
 #: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
@@ -127,3 +127,16 @@ def test_load_emotion_model_rejects_bad_checkpoints(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "no_meta.pt")
     with pytest.raises(WeightsError, match="no state_dict/meta"):
         load_emotion_model(tmp_path / "no_meta.pt")
+
+
+def test_ferplus_labels_cover_each_fer2013_split_with_its_own_images(fer2013: Path, ferplus: Path) -> None:
+    sets = load_ferplus(fer2013, ferplus, ["val", "test"], RAW)
+    assert list(sets) == ["ferplus_val", "ferplus_test"]
+    for split, prefix in (("val", "PublicTest_"), ("test", "PrivateTest_")):
+        fp = sets[f"ferplus_{split}"]
+        assert all(Path(p).name.startswith(prefix) for p in fp.paths)
+        assert 3000 < len(fp.labels) < 3589  # unknown / not-a-face / no-majority images are left out
+        assert fp.images.shape[1:] == (4, 4, 1)
+        # The crowd relabels a real share of the images: FER2013's label is the folder name.
+        same = np.mean([EMOTIONS.index(Path(p).parent.name) == y for p, y in zip(fp.paths, fp.labels)])
+        assert 0.6 < same < 0.95
