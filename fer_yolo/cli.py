@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
     ee.add_argument("--splits", nargs="+", default=["test", "val"], help="default: test val")
-    ee.add_argument("--ferplus", help="FER+ folder: adds each split with FER+ labels, ferplus_<split> (default <data>/ferplus)")
+    ee.add_argument(
+        "--ferplus",
+        help="FER+ folder: adds each split with FER+ labels, ferplus_<split> (default <data>/ferplus)",
+    )
     ee.add_argument(
         "--tta",
         choices=TTA_MODES,

@@ -199,10 +199,10 @@ def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
         k: torch.stack([s[k].float() for s, _ in read]).mean(0) if v.is_floating_point() else v
         for k, v in state.items()
     }
-    soup = {k: v for k, v in meta.items() if k not in ("epoch", "val")}  # those describe one run
+    history = ("epoch", "val", "note", "averaged")  # a source that is itself an average keeps its sources
+    soup = {k: v for k, v in meta.items() if k not in (*history, "source")}  # those describe one file
     parts = [
-        {"source": str(path)} | {k: m[k] for k in ("epoch", "val") if k in m}
-        for path, (_, m) in zip(paths, read)
+        {"source": str(path)} | {k: m[k] for k in history if k in m} for path, (_, m) in zip(paths, read)
     ]
     return mean, soup | {"averaged": parts}
 

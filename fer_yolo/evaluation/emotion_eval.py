@@ -58,7 +58,10 @@ def load_ferplus(
                 labels.append(item.label)
                 paths.append(item.source)
         if not labels:
-            raise DatasetError(f"no usable FER+ {split} images under {fer2013_root}", "check the FER2013 folder")
+            raise DatasetError(
+                f"no usable FER+ {split} images under {fer2013_root}",
+                "check the FER2013 folder",
+            )
         sets[FERPLUS_PREFIX + split] = CropSet(np.stack(images), np.asarray(labels, np.int64), paths)
     return sets
 
@@ -93,7 +96,8 @@ def evaluate_emotion(
         tta: Test-time augmentation: none | flip | multicrop (see emotion.preprocess.tta_views).
         batch: Crops per forward pass.
         ferplus_root: If given (and `data` is a FER2013 folder), also evaluate each split with its FER+
-            labels, as ``ferplus_<split>`` (PublicTest with FER+ labels is ``ferplus_val``: fit for model selection).
+            labels, as ``ferplus_<split>`` (``ferplus_val``, PublicTest with FER+ labels, is fit for
+            model selection).
 
     Returns:
         Split name -> :func:`classification_report` dict, with ``skipped`` (unreadable files) added.

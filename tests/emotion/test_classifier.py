@@ -67,7 +67,8 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
     shipped = load_checkpoint(shipped_path)
     state = shipped["state_dict"]
     tripled = {k: v.float() * 3 if v.is_floating_point() else v + 7 for k, v in state.items()}
-    run_meta = shipped["meta"] | {"epoch": 4, "val": {"accuracy": 0.5}}  # one run's facts
+    run_meta = {k: v for k, v in shipped["meta"].items() if k != "averaged"}  # one run's facts:
+    run_meta |= {"epoch": 4, "val": {"accuracy": 0.5}}
     save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": run_meta})
     out = save_emotion_weights([shipped_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
     soup = load_checkpoint(out)
@@ -78,8 +79,13 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
         else:
             assert torch.equal(soup["state_dict"][k], v)  # counters are taken from the first file
     meta = soup["meta"]
-    assert "epoch" not in meta and "val" not in meta and meta["note"] == "x"
+    assert "epoch" not in meta and "val" not in meta and meta["note"] == "x"  # not the first file's note
+    assert "source" not in meta and meta["averaged"][0]["source"] == str(shipped_path)
+    assert meta["averaged"][0]["note"] == shipped["meta"]["note"]
     assert [a.get("epoch") for a in meta["averaged"]] == [shipped["meta"].get("epoch"), 4]
+    # The shipped file is itself an average: its sources stay listed under it, one level down.
+    assert meta["averaged"][0]["averaged"] == shipped["meta"]["averaged"]
+    assert "averaged" not in meta["averaged"][1]
     other = shipped["meta"] | {"preprocess": shipped["meta"]["preprocess"] | {"input_size": 64}}
     save_checkpoint(tmp_path / "c.pt", {"state_dict": tripled, "meta": other})
     wider = {k: torch.cat([v, v]) if k == "classifier.1.bias" else v for k, v in tripled.items()}
