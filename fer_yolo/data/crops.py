@@ -135,7 +135,20 @@ def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) 
     Returns:
         The split's crops; `skipped` lists files that could not be decoded.
     """
-    files = split_files(root, split)
+    crops = read_crops(split_files(root, split), size, in_chans, f"{root}/{split}")
+    crops.soft = read_soft_labels(root, crops.paths)
+    return crops
+
+
+def read_crops(files: list[tuple[Path, int]], size: int, in_chans: int, where: str) -> CropSet:
+    """Read (path, class id) pairs into memory, skipping (and listing) unreadable files.
+
+    Args:
+        files: Image files and their class ids into EMOTIONS.
+        size: Side the crops are resized to.
+        in_chans: 1 for grey, 3 for RGB.
+        where: Names the set in the warning about skipped files.
+    """
     images = np.empty((len(files), size, size, in_chans), np.uint8)
     labels, paths, skipped = [], [], []
     for path, cid in files:
@@ -147,10 +160,8 @@ def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) 
         labels.append(cid)
         paths.append(str(path))
     if skipped:
-        LOGGER.warning("%s/%s: skipped %d unreadable files", root, split, len(skipped))
-    return CropSet(
-        images[: len(labels)], np.asarray(labels, np.int64), paths, skipped, read_soft_labels(root, paths)
-    )
+        LOGGER.warning("%s: skipped %d unreadable files", where, len(skipped))
+    return CropSet(images[: len(labels)], np.asarray(labels, np.int64), paths, skipped)
 
 
 #: Per-crop label distributions written by `fer-yolo convert --ferplus-labels soft`, beside the splits.

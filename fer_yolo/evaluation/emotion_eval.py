@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fer_yolo.data.convert.ferplus import list_ferplus
-from fer_yolo.data.crops import CropSet, load_crops, read_crop
+from fer_yolo.data.crops import CropSet, load_crops, read_crops
 from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
@@ -50,19 +50,14 @@ def load_ferplus(
     items, _ = list_ferplus(Path(ferplus_root), Path(fer2013_root), "majority")
     sets = {}
     for split in splits:
-        images, labels, paths = [], [], []
-        for item in (i for i in items if i.split == split):
-            img = read_crop(Path(item.source), pre.input_size, pre.in_chans)
-            if img is not None:
-                images.append(img)
-                labels.append(item.label)
-                paths.append(item.source)
-        if not labels:
+        files = [(Path(i.source), i.label) for i in items if i.split == split]
+        crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}")
+        if not len(crops):
             raise DatasetError(
                 f"no usable FER+ {split} images under {fer2013_root}",
                 "check the FER2013 folder",
             )
-        sets[FERPLUS_PREFIX + split] = CropSet(np.stack(images), np.asarray(labels, np.int64), paths)
+        sets[FERPLUS_PREFIX + split] = crops
     return sets
 
 
