@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,17 @@ from fer_yolo.utils.paths import data_root as _data_root
 
 #: Not test modules: run as scripts by the system Python (GStreamer bindings), never imported by pytest.
 collect_ignore = ["helpers/rtsp_server.py"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_delivered():
+    """Ctrl-C reaches the tests that send it, to this process or to a child, even when pytest was started
+    with SIGINT ignored (nohup, `cmd &` in a script): an ignored signal stays ignored across exec, a handled
+    one is reset to the default, which Python turns into KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is not None:  # None: a handler installed outside Python, which cannot be put back
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
