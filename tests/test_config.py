@@ -37,3 +37,12 @@ def test_int_is_accepted_for_float_and_set_parses_yaml():
     assert parse_assignment("train_emotion.augment.flip=0") == {"train_emotion": {"augment": {"flip": 0}}}
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignment("convert.size")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_configs_load(path: Path):
+    """Every recipe under configs/ passes the checks a `--config` run would hit first (keys, types)."""
+    sections = load_config([path])
+    assert {"train_emotion", "train_detector"} & {k for k, v in sections.items() if v != load_config()[k]}
