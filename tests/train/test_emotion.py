@@ -66,7 +66,8 @@ def rows(run: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_path: Path):
-    run = train_emotion(config(small_fer, tmp_path / "runs"))
+    cfg = config(small_fer, tmp_path / "runs")
+    run = train_emotion(cfg)
     losses = [float(r["train_loss"]) for r in rows(run)]
     assert len(losses) == 4 and losses[-1] < losses[0] * 0.8
     assert (run / "curves.png").stat().st_size > 0 and (run / "args.yaml").is_file()
@@ -77,7 +78,7 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
     val = load_crops(small_fer, "val")
     pre = emotion_train.Preprocess.from_dict(best["meta"]["preprocess"])
     # validated as the trainer validates: bf16 autocast on CPUs that have it, where fp32 may flip an image
-    logits = emotion_train.predict_logits(model, val.images, pre, torch.device("cpu"), amp=True)
+    logits = emotion_train.predict_logits(model, val.images, pre, torch.device("cpu"), amp=cfg.amp)
     assert logits.shape == (48, 7)
     acc = (logits.argmax(1) == val.labels).mean()
     assert acc == pytest.approx(max(float(r["val_acc"]) for r in rows(run)), abs=1e-5)  # best.pt = best row
