@@ -94,9 +94,9 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
     args = {k: v for k, v in asdict(cfg).items() if k not in _OWN_KEYS}
     model.train(
         **args,
-        data=str(Path(cfg.data).expanduser()),
+        data=str(Path(cfg.data).expanduser().resolve()),  # absolute: resumes from any directory
         device="" if cfg.device == "auto" else cfg.device,
         cache=False if cfg.cache == "none" else cfg.cache,
-        project=str(Path(cfg.project).expanduser()),
+        project=str(Path(cfg.project).expanduser().resolve()),
     )
     return Path(model.trainer.save_dir)

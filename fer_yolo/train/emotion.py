@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,15 @@ class EmotionTrainConfig:
         """Build from a config section; keys missing from `d` (older checkpoints) take the defaults."""
         d = merge(defaults()["train_emotion"], d)
         return cls(**{k: v for k, v in d.items() if k != "augment"}, augment=AugmentConfig(**d["augment"]))
+
+    def absolute(self) -> EmotionTrainConfig:
+        """These settings with every file and folder made absolute: a run resumes from any directory."""
+
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        paths = {k: absolute(getattr(self, k)) for k in ("data", "ferplus", "init", "imagenet", "project")}
+        return replace(self, **paths, teachers=[absolute(t) for t in self.teachers])
 
     @property
     def preprocess(self) -> Preprocess:
@@ -381,9 +390,11 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     if resume:
         state, run = read_last(resume)
         cfg = EmotionTrainConfig.from_dict(state["config"])
+        check_teachers(cfg)
         keep_rows(run / "results.csv", state["epoch"])
     else:
-        state = None
+        check_teachers(cfg)
+        state, cfg = None, cfg.absolute()
         run = increment_dir(Path(cfg.project).expanduser(), cfg.name)
         write_text(run / "args.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
     (run / "weights").mkdir(exist_ok=True)
@@ -393,7 +404,6 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
 
 def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     LOGGER.info("run folder %s (continue an interrupted run: fer-yolo train emotion --resume %s)", run, run)
-    check_teachers(cfg)
     device = select_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

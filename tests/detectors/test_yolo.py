@@ -97,12 +97,14 @@ def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, t
         self.add_callback("on_fit_epoch_end", interrupt)  # after last.pt of epoch 1 is saved
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(BaseTrainer, "_do_train", stop_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_detector(tiny_config(tiny_wider_yaml, tmp_path, epochs=2))
-    monkeypatch.setattr(BaseTrainer, "_do_train", original)
+    monkeypatch.chdir(tmp_path)  # started with relative paths, resumed from another directory
+    cfg = tiny_config(tiny_wider_yaml.relative_to(tmp_path), Path("."), epochs=2)
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(BaseTrainer, "_do_train", stop_after_first_epoch)
+        train_detector(cfg)
     run = tmp_path / "runs/t"
     assert len((run / "results.csv").read_text().splitlines()) == 2  # header + epoch 1
-    train_detector(tiny_config(tiny_wider_yaml, tmp_path, epochs=2), resume=run)
+    monkeypatch.chdir(tmp_path / "wider/images")
+    train_detector(cfg, resume=run)
     rows = (run / "results.csv").read_text().splitlines()
     assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]

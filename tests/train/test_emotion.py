@@ -90,11 +90,12 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    cfg = config(small_fer, tmp_path / "runs", epochs=2, augment={"flip": 0.5, "erase": 0.5, "mix": 0.5})
-    monkeypatch.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.chdir(tmp_path)  # started with relative paths, resumed from another directory
+    cfg = config(Path("fer"), Path("runs"), epochs=2, augment={"flip": 0.5, "erase": 0.5, "mix": 0.5})
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
         train_emotion(cfg)
-    monkeypatch.undo()
+    monkeypatch.chdir(small_fer / "train")
     run = tmp_path / "runs/train"
     first = load_checkpoint(run / "weights/last.pt")
     assert first["epoch"] == 1
@@ -108,6 +109,7 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
     resumed = load_checkpoint(run / "weights/last.pt")
     assert resumed["epoch"] == 2 and resumed["step"] == 2 * first["step"]
 
+    monkeypatch.chdir(tmp_path)
     straight_run = train_emotion(replace(cfg, name="straight"))
     straight = load_checkpoint(straight_run / "weights/last.pt")
     for part in ("model", "ema"):  # same shuffles and augmentations: the same weights and EMA
