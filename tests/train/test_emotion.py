@@ -91,7 +91,12 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)  # started with relative paths, resumed from another directory
-    cfg = config(Path("fer"), Path("runs"), epochs=2, augment={"flip": 0.5, "erase": 0.5, "mix": 0.5})
+    cfg = config(
+        small_fer.relative_to(tmp_path),
+        Path("runs"),
+        epochs=2,
+        augment={"flip": 0.5, "erase": 0.5, "mix": 0.5},
+    )
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
         m.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
         train_emotion(cfg)
