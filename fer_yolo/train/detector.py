@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from fer_yolo.errors import DatasetError, WeightsError
+from fer_yolo.utils.paths import absolute_path
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
 LOGGER = logging.getLogger(__name__)
@@ -94,9 +95,9 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
     args = {k: v for k, v in asdict(cfg).items() if k not in _OWN_KEYS}
     model.train(
         **args,
-        data=str(Path(cfg.data).expanduser().resolve()),  # absolute: resumes from any directory
+        data=absolute_path(cfg.data),  # saved with the run: resumes from any directory
         device="" if cfg.device == "auto" else cfg.device,
         cache=False if cfg.cache == "none" else cfg.cache,
-        project=str(Path(cfg.project).expanduser().resolve()),
+        project=absolute_path(cfg.project),
     )
     return Path(model.trainer.save_dir)

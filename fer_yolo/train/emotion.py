@@ -38,6 +38,7 @@ from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
 from fer_yolo.utils.device import cpu_has_fast_bf16, select_device
 from fer_yolo.utils.io import atomic_path, increment_dir, load_checkpoint, save_checkpoint, write_text
+from fer_yolo.utils.paths import absolute_path
 
 LOGGER = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -86,12 +87,9 @@ class EmotionTrainConfig:
 
     def absolute(self) -> EmotionTrainConfig:
         """These settings with every file and folder made absolute: a run resumes from any directory."""
-
-        def absolute(path: str) -> str:
-            return str(Path(path).expanduser().resolve()) if path else path
-
-        paths = {k: absolute(getattr(self, k)) for k in ("data", "ferplus", "init", "imagenet", "project")}
-        return replace(self, **paths, teachers=[absolute(t) for t in self.teachers])
+        keys = ("data", "ferplus", "init", "imagenet", "project")
+        paths = {k: absolute_path(getattr(self, k)) for k in keys}
+        return replace(self, **paths, teachers=[absolute_path(t) for t in self.teachers])
 
     @property
     def preprocess(self) -> Preprocess:
@@ -395,7 +393,7 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     else:
         check_teachers(cfg)
         state, cfg = None, cfg.absolute()
-        run = increment_dir(Path(cfg.project).expanduser(), cfg.name)
+        run = increment_dir(Path(cfg.project), cfg.name)
         write_text(run / "args.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
     (run / "weights").mkdir(exist_ok=True)
     with run_log(run):

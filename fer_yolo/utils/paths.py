@@ -11,6 +11,11 @@ from fer_yolo.errors import DatasetError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def absolute_path(path: str) -> str:
+    """`path` with ~ expanded, made absolute ('' stays ''): a run's saved settings hold in any directory."""
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
 def cache_dir() -> Path:
     """Runs, checkpoints and tool caches: $FER_YOLO_CACHE or ~/.cache/fer-yolo."""
     return Path(os.environ.get("FER_YOLO_CACHE", "~/.cache/fer-yolo")).expanduser()
