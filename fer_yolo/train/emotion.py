@@ -333,21 +333,28 @@ def make_optimizer(model: torch.nn.Module, cfg: EmotionTrainConfig) -> torch.opt
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}", "choose sgd or adamw")
 
 
-def read_last(resume: str | Path) -> tuple[dict, Path]:
-    """The state of an interrupted run (its folder or weights/last.pt) and the run folder.
+def read_last(resume: str | Path) -> tuple[dict | None, dict, Path]:
+    """The state of an interrupted run (its folder or weights/last.pt), its settings and the run folder.
+
+    A run stopped before its first checkpoint has no state: it starts again from its args.yaml.
 
     Raises:
         WeightsError: The file is not a fer-yolo training checkpoint (e.g. a best.pt).
     """
-    last = Path(resume).expanduser()
-    last = last / "weights" / "last.pt" if last.is_dir() else last
+    path = Path(resume).expanduser()
+    if path.is_dir() and not (path / "weights" / "last.pt").is_file() and (path / "args.yaml").is_file():
+        LOGGER.info("%s stopped before its first checkpoint: starting it again from its args.yaml", path)
+        return None, yaml.safe_load((path / "args.yaml").read_text()), path
+    last = path / "weights" / "last.pt" if path.is_dir() else path
+    if not last.is_file():
+        raise WeightsError(f"nothing to resume: {last} not found", "pass a run folder made by fer-yolo train")
     state = load_checkpoint(last)
     if not isinstance(state, dict) or "config" not in state or "optimizer" not in state:
         raise WeightsError(
             f"{last} is not a training checkpoint (best.pt and shipped files hold weights only)",
             "resume from the run folder or its weights/last.pt; start from weights with --init",
         )
-    return state, last.parent.parent
+    return state, state["config"], last.parent.parent
 
 
 def keep_rows(results_csv: Path, epochs: int) -> None:
@@ -386,10 +393,10 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
         resume: A run folder or its weights/last.pt to continue from (settings come from it).
     """
     if resume:
-        state, run = read_last(resume)
-        cfg = EmotionTrainConfig.from_dict(state["config"])
+        state, settings, run = read_last(resume)
+        cfg = EmotionTrainConfig.from_dict(settings)
         check_teachers(cfg)
-        keep_rows(run / "results.csv", state["epoch"])
+        keep_rows(run / "results.csv", state["epoch"] if state else 0)
     else:
         check_teachers(cfg)
         state, cfg = None, cfg.absolute()

@@ -98,10 +98,15 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
         augment={"flip": 0.5, "erase": 0.5, "mix": 0.5},
     )
     with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
-        m.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
+        m.setattr(emotion_train, "predict_logits", stop)  # Ctrl-C before the first checkpoint
         train_emotion(cfg)
     monkeypatch.chdir(small_fer / "train")
     run = tmp_path / "runs/train"
+    with pytest.raises(WeightsError, match="nothing to resume"):
+        train_emotion(cfg, resume=run / "weights/last.pt")
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
+        train_emotion(cfg, resume=run)  # no checkpoint yet: starts again from args.yaml
     first = load_checkpoint(run / "weights/last.pt")
     assert first["epoch"] == 1
     with (run / "results.csv").open("a") as f:  # epoch 2 logged, then killed before its checkpoint
