@@ -32,7 +32,7 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
         (["eval", "detector", "--weights", "missing.pt", "--compare"], "YOLO face weights not found"),
         (["eval", "detector", "--compare", "nope"], "unknown detector 'nope'"),
         (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
-        (["train", "emotion", "--resume", "missing_run"], "weights file not found"),
+        (["train", "emotion", "--resume", "missing_run"], "nothing to resume"),
         (["convert", "missing_dir", "-o", "out"], "input not found"),
     ],
 )

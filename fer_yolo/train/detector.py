@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,6 +59,17 @@ def _thread_callback(threads: int):
     return on_train_start
 
 
+@contextmanager
+def _refused_as_weights_error(path: str | Path) -> Iterator[None]:
+    """ultralytics' loader (safe: setup_ultralytics) raises TypeError for a file it refuses or cannot read."""
+    try:
+        yield
+    except TypeError as e:
+        raise WeightsError(
+            f"cannot load {path}: {str(e)[:200]}", "pass a checkpoint made by ultralytics or fer-yolo train"
+        ) from e
+
+
 def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -> Path:
     """Train (or resume) a YOLO face detector; returns the run folder (weights/best.pt inside).
 
@@ -78,7 +91,8 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
             raise WeightsError(
                 f"nothing to resume: {last} not found", "pass a run folder with weights/last.pt"
             )
-        model = YOLO(str(last))
+        with _refused_as_weights_error(last):
+            model = YOLO(str(last))
         model.add_callback("on_train_start", _thread_callback(cfg.threads))
         model.train(resume=True)
         return Path(model.trainer.save_dir)
@@ -90,7 +104,8 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
     if cfg.init:
         if not Path(cfg.init).expanduser().is_file():
             raise WeightsError(f"init weights not found: {cfg.init}", "pass an existing checkpoint to --init")
-        model.load(str(Path(cfg.init).expanduser()))
+        with _refused_as_weights_error(cfg.init):
+            model.load(str(Path(cfg.init).expanduser()))
     model.add_callback("on_train_start", _thread_callback(cfg.threads))
     args = {k: v for k, v in asdict(cfg).items() if k not in _OWN_KEYS}
     model.train(

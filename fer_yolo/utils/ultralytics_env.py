@@ -36,6 +36,9 @@ def setup_ultralytics() -> None:
     config_dir = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics")))
     config_dir.mkdir(parents=True, exist_ok=True)
     os.environ["YOLO_OFFLINE"] = "1"
+    # Every checkpoint ultralytics reads (resume, init, a .pt model) through torch.load(weights_only=True)
+    # with its allow-list of module classes: no code stored in a file runs, in training as in inference.
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     os.environ.setdefault("YOLO_VERBOSE", "False")
     _install_fonts(config_dir)
     from ultralytics import settings

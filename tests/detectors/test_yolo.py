@@ -38,6 +38,26 @@ def test_bad_training_inputs_are_clear_errors(over, error, message):
         train_detector(config(**over))
 
 
+class _Payload:  # unpickling it would run code: touch a file
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("field", ["init", "resume"])
+def test_training_never_runs_code_stored_in_a_checkpoint(field: str, tmp_path: Path):
+    marker, bad = tmp_path / "code_ran", tmp_path / "bad.pt"
+    torch.save({"model": _Payload(marker)}, bad)
+    with pytest.raises(WeightsError, match="cannot load"):
+        if field == "init":
+            train_detector(config(data=__file__, init=str(bad)))
+        else:
+            train_detector(config(), resume=bad)
+    assert not marker.exists()
+
+
 def tiny_config(data: Path, tmp_path: Path, epochs: int = 1) -> DetectorTrainConfig:
     return config(
         data=str(data),
