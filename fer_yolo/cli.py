@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
     _common(ee)
+    x = sub.add_parser("export", help="face detector and emotion head weights -> ONNX files with metadata")
+    x.add_argument(
+        "--weights",
+        nargs="+",
+        help="YOLO face and/or emotion weights (default: the pipeline's, i.e. the shipped ones)",
+    )
+    x.add_argument("--out", default="runs/export", help="folder for <weights stem>.onnx")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    _common(x)
     for name, help_text, project in (
         (
             "stream",
@@ -168,7 +177,7 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    if args.command == "eval":
+    if args.command in ("eval", "export"):
         return {}
     if args.command == "serve":
         pipeline = {
@@ -304,6 +313,21 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace, cfg: dict) -> int:
+    from fer_yolo.model_export import export_model
+    from fer_yolo.utils.paths import default_weights
+
+    pipeline = cfg["pipeline"]  # without --weights: the pipeline's own two networks
+    weights = args.weights or [
+        pipeline["detector_weights"] or default_weights("detector"),
+        pipeline["emotion_weights"] or default_weights("emotion"),
+    ]
+    for w in weights:
+        result = export_model(w, args.out, args.opset)
+        print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
+    return 0
+
+
 def run_stream(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.pipeline import Pipeline
     from fer_yolo.runner import run
@@ -347,6 +371,7 @@ COMMANDS = {
     "stream": run_stream,
     "predict": run_stream,
     "serve": run_serve,
+    "export": run_export,
 }
 
 

@@ -55,7 +55,7 @@ def export_onnx(
     return Path(out)
 
 
-def export_detector_onnx(model: torch.nn.Module, out: str | Path) -> Path:
+def export_detector_onnx(model: torch.nn.Module, out: str | Path, opset: int = 17) -> Path:
     """An ultralytics detection model as ONNX: (n, 3, H, W) in, decoded (n, 4 + classes, anchors) out."""
     net = copy.deepcopy(model)
     for module in net.modules():  # the Detect head returns the decoded predictions only
@@ -64,7 +64,7 @@ def export_detector_onnx(model: torch.nn.Module, out: str | Path) -> Path:
         if hasattr(module, "format"):
             module.format = "onnx"
     dynamic = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "anchors"}}
-    return export_onnx(net, out, torch.zeros(1, 3, 256, 320), dynamic)
+    return export_onnx(net, out, torch.zeros(1, 3, 256, 320), dynamic, opset)
 
 
 def cached_onnx(weights: str | Path, export: Callable[[Path], object]) -> Path:

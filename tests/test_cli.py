@@ -34,6 +34,7 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
         (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
         (["train", "emotion", "--resume", "missing_run"], "nothing to resume"),
         (["convert", "missing_dir", "-o", "out"], "input not found"),
+        (["export", "--weights", "missing.pt"], "weights file not found"),
     ],
 )
 def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch):

@@ -197,6 +197,12 @@ def read_soft_labels(root: str | Path, paths: list[str]) -> np.ndarray | None:
     return soft
 
 
+def is_grey(images: np.ndarray, chunk: int = 1024) -> bool:
+    """True when every uint8 crop (n, h, w, c) has equal channels: grey faces, also when stored as RGB."""
+    chunks = (images[i : i + chunk] for i in range(0, len(images), chunk))
+    return all((c == c[..., :1]).all() for c in chunks)
+
+
 def drop_leaks(train: CropSet, *others: CropSet) -> tuple[CropSet, int]:
     """Remove from `train` every crop identical to one in `others`, and every blank crop.
 

@@ -50,12 +50,16 @@ class Preprocess:
         in_chans: 1 (grey) or 3 (RGB).
         mean: Per-channel mean subtracted after scaling to [0, 1].
         std: Per-channel std divided by after subtracting the mean.
+        grey: Colour faces are made grey first, then copied into the `in_chans` channels: a network trained
+            on grey faces (FER2013) sees real colour faces as it saw its training data. Checkpoints without
+            the key were all trained on grey faces.
     """
 
     input_size: int = 48
     in_chans: int = 1
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
+    grey: bool = True
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -67,13 +71,14 @@ class Preprocess:
             in_chans=int(d["in_chans"]),
             mean=tuple(float(x) for x in d["mean"]),
             std=tuple(float(x) for x in d["std"]),
+            grey=bool(d.get("grey", True)),
         )
 
     def prepare_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Resize and colour-convert crops into one uint8 batch.
 
         Args:
-            crops: BGR uint8 (h, w, 3) or grey uint8 (h, w) face crops of any size.
+            crops: BGR uint8 (h, w, 3) or grey uint8 (h, w) face crops of any size (made grey if `grey`).
 
         Returns:
             uint8 array (n, input_size, input_size, in_chans).
@@ -81,15 +86,15 @@ class Preprocess:
         s = self.input_size
         out = np.empty((len(crops), s, s, self.in_chans), np.uint8)
         for i, crop in enumerate(crops):
-            if crop.ndim == 2 and self.in_chans == 3:
-                crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
-            elif crop.ndim == 3 and self.in_chans == 1:
+            if crop.ndim == 3 and (self.grey or self.in_chans == 1):
                 crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            elif crop.ndim == 3:
-                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
             if crop.shape[:2] != (s, s):
                 shrink = crop.shape[0] > s
                 crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            if crop.ndim == 2 and self.in_chans == 3:
+                crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+            elif crop.ndim == 3:
+                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
             out[i] = crop.reshape(s, s, self.in_chans)
         return out
 

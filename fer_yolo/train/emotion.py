@@ -27,7 +27,15 @@ from tqdm.auto import tqdm
 
 from fer_yolo.config import defaults, merge
 from fer_yolo.data.convert.ferplus import vote_distributions
-from fer_yolo.data.crops import SOFT_LABELS_FILE, CropSet, drop_leaks, load_crops, read_crop, relative_paths
+from fer_yolo.data.crops import (
+    SOFT_LABELS_FILE,
+    CropSet,
+    drop_leaks,
+    is_grey,
+    load_crops,
+    read_crop,
+    relative_paths,
+)
 from fer_yolo.emotion.classifier import load_emotion_model, load_state, read_emotion_checkpoint
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
@@ -270,14 +278,9 @@ def plot_curves(results_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def checkpoint_meta(cfg: EmotionTrainConfig) -> dict:
+def checkpoint_meta(cfg: EmotionTrainConfig, pre: Preprocess) -> dict:
     """What a consumer of the weights needs to rebuild and feed the model."""
-    return {
-        "arch": cfg.model,
-        "stem": cfg.stem,
-        "class_names": list(EMOTIONS),
-        "preprocess": cfg.preprocess.to_dict(),
-    }
+    return {"arch": cfg.model, "stem": cfg.stem, "class_names": list(EMOTIONS), "preprocess": pre.to_dict()}
 
 
 def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
@@ -419,7 +422,7 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     steps_per_epoch = len(train) // cfg.batch
     if steps_per_epoch == 0:
         raise ConfigError(f"{len(train)} training crops make no batch of {cfg.batch}", "lower batch")
-    pre = cfg.preprocess
+    pre = replace(cfg.preprocess, grey=is_grey(train.images))  # real faces are fed as the training faces
     model = build_model(cfg.model, len(EMOTIONS), cfg.in_chans, cfg.stem)
     if cfg.imagenet and not state:
         load_imagenet_mobilenet_v2(model, cfg.imagenet)
@@ -505,7 +508,7 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         }
         _append_csv(run / "results.csv", row)
         LOGGER.info("epoch %d/%d %s%s", epoch + 1, cfg.epochs, row, " *best*" if improved else "")
-        meta = checkpoint_meta(cfg) | {
+        meta = checkpoint_meta(cfg, pre) | {
             "epoch": epoch + 1,
             "val": {"accuracy": acc, "macro_f1": report["macro_f1"]},
         }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from fer_yolo.emotion.preprocess import square_crop, tta_views
+from fer_yolo.data.crops import is_grey
+from fer_yolo.emotion.preprocess import Preprocess, square_crop, tta_views
 
 
 def test_square_crop_is_centred_and_fills_outside_by_replicating_the_border():
@@ -36,3 +38,16 @@ def test_tta_views():
         assert torch.equal(view, crop)
     with pytest.raises(ValueError, match="unknown TTA mode"):
         tta_views(x, "ten-crop")
+
+
+def test_colour_faces_reach_a_grey_trained_network_grey():
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (40, 30, 3), np.uint8)  # BGR, not grey
+    grey = Preprocess(8, 3).prepare_crops([colour])
+    assert is_grey(grey) and not is_grey(colour[None])
+    expected = cv2.resize(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), (8, 8), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(grey[0, ..., 1], expected)
+    rgb = Preprocess(8, 3, grey=False).prepare_crops([colour])[0]  # a network trained on colour crops
+    assert np.array_equal(rgb, cv2.resize(colour, (8, 8), interpolation=cv2.INTER_AREA)[..., ::-1])
+    assert Preprocess.from_dict({"input_size": 8, "in_chans": 3, "mean": [0] * 3, "std": [1] * 3}).grey
+    assert not Preprocess.from_dict(Preprocess(8, 3, grey=False).to_dict()).grey

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -83,6 +84,19 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
     acc = (logits.argmax(1) == val.labels).mean()
     assert acc == pytest.approx(max(float(r["val_acc"]) for r in rows(run)), abs=1e-5)  # best.pt = best row
     assert acc > 1 / 3  # better than chance on 3 classes
+
+
+def test_runs_record_whether_they_saw_grey_or_colour_faces(small_fer: Path, tmp_path: Path):
+    for name, tint in (("grey", False), ("colour", True)):
+        data = tmp_path / name
+        shutil.copytree(small_fer, data)
+        for f in data.rglob("*.jpg") if tint else []:  # FER2013 faces with a blue cast: colour crops
+            image = cv2.imread(str(f))
+            image[..., 1:] //= 2
+            cv2.imwrite(str(f), image)
+        run = train_emotion(config(data, tmp_path / "runs", epochs=1, in_chans=3, name=name))
+        meta = load_checkpoint(run / "weights/best.pt")["meta"]["preprocess"]
+        assert meta["grey"] is not tint  # the pipeline turns real faces grey only for a grey-trained head
 
 
 @pytest.mark.slow

@@ -1,0 +1,69 @@
+"""`fer-yolo export`: the shipped networks as ONNX files that run on their metadata alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from fer_yolo.detectors.yolo import YoloFaceDetector, letterbox_batch
+from fer_yolo.emotion.classifier import EmotionClassifier
+from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.errors import WeightsError
+from fer_yolo.model_export import export_model
+
+
+def metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.astype(np.float32)})[0]
+
+
+def test_emotion_export_reads_real_faces_like_the_pipeline(emotion_weights: Path, fer2013: Path, tmp_path):
+    result = export_model(emotion_weights, tmp_path)
+    assert result.onnx == tmp_path / "emotion_mobilenetv2.onnx" and result.kind == "emotion"
+    assert result.max_abs_diff < 1e-3
+    crops = [cv2.imread(str(f)) for e in EMOTIONS for f in sorted((fer2013 / "test" / e).glob("Public*"))[:3]]
+    meta = metadata(result.onnx)
+    pre = Preprocess.from_dict(json.loads(meta["preprocess"]))  # everything a consumer needs is in the file
+    logits = run_onnx(result.onnx, pre.normalize(torch.from_numpy(pre.prepare_crops(crops))).numpy())
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = EmotionClassifier(emotion_weights, device="cpu", backend="torch").predict_crops(crops)
+    assert json.loads(meta["class_names"]) == list(EMOTIONS)
+    assert np.allclose(probs, expected, atol=1e-4)
+
+
+def test_detector_export_finds_the_faces_of_a_real_photo(face_weights: Path, media: Path, tmp_path: Path):
+    result = export_model(face_weights, tmp_path)
+    assert result.onnx == tmp_path / "face_yolo11n.onnx" and result.kind == "detector"
+    photo = cv2.imread(str(sorted((media / "dlib_faces").glob("*.jpg"))[0]))
+    torch_faces = YoloFaceDetector(face_weights, device="cpu", backend="torch").detect(photo)
+    assert len(torch_faces) >= 2
+    meta = metadata(result.onnx)
+    assert json.loads(meta["class_names"]) == ["face"]
+    batch, ((r, px, py),) = letterbox_batch([photo], int(meta["imgsz"]), int(meta["stride"]))
+    raw = run_onnx(result.onnx, batch[..., ::-1].transpose(0, 3, 1, 2) / 255)
+    assert raw.shape[:2] == (1, 5)
+    boxes = raw[0][:4, raw[0, 4] > 0.5].T  # centre x, y, w, h of confident anchors, letterboxed pixels
+    centres = (boxes[:, :2] - [px, py]) / r
+    for x1, y1, x2, y2 in torch_faces.xyxy:  # every face the pipeline finds has anchors at its centre
+        assert (np.hypot(*(centres - [(x1 + x2) / 2, (y1 + y2) / 2]).T) < 0.1 * (x2 - x1)).any()
+
+
+def test_export_refuses_files_that_are_not_weights(tmp_path: Path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="cannot load"):
+        export_model(tmp_path / "junk.pt", tmp_path / "out")
+    with pytest.raises(WeightsError, match="not found"):
+        export_model(tmp_path / "missing.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
