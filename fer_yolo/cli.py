@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
-from fer_yolo.config import load_config, parse_assignment
+from fer_yolo.config import defaults, load_config, parse_assignment
 from fer_yolo.emotion.preprocess import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError
 from fer_yolo.utils.paths import cache_dir
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ferplus-labels", help="majority | soft")
     c.add_argument("--images", help="ferplus: FER2013 folder; widerface: images folder")
     c.add_argument("--workers", type=int, help="worker processes")
+    c.add_argument("--seed", type=int, help="seed of the ratio split and of the augmented copies")
     _common(c)
 
     t = sub.add_parser("train", help="train the face detector or the emotion head")
@@ -121,13 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="runs/export", help="folder for <weights stem>.onnx")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     _common(x)
-    for name, help_text, project in (
-        (
-            "stream",
-            "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders",
-            "stream",
-        ),
-        ("predict", "faces + emotions on images (or videos): annotated copies + JSON", "predict"),
+    for name, help_text in (
+        ("stream", "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders"),
+        ("predict", "faces + emotions on images (or videos): annotated copies + JSON"),
     ):
         s = sub.add_parser(name, help=help_text)
         s.add_argument(
@@ -135,7 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--source", dest="source_opt", metavar="SOURCE", help="same as the positional source")
         _pipeline_options(s)
-        s.set_defaults(project=f"runs/{project}")
         _common(s)
     w = sub.add_parser("serve", help="web page + JSON API: photos, videos and a live source")
     w.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
@@ -207,7 +203,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             "save_csv": args.save_csv,
             "bars": args.bars,
             "max_frames": args.max_frames,
-            "project": args.project_opt or args.project,
+            "project": args.project_opt,
             "name": args.name,
         }
         return {"pipeline": pipeline, "stream": stream}
@@ -227,6 +223,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             "ferplus_labels": args.ferplus_labels,
             "images": args.images,
             "workers": args.workers,
+            "seed": args.seed,
         }
         return {"convert": section}
     section = {
@@ -336,7 +333,10 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
         raise ConfigError(
             "no source given", "pass a source: 0 (webcam), a video, an rtsp:// URL, images or a folder"
         )
-    report = run(Pipeline.from_config(cfg["pipeline"]), cfg["stream"], quiet=args.quiet)
+    stream = cfg["stream"]
+    if args.command == "predict" and stream["project"] == defaults()["stream"]["project"]:
+        stream = stream | {"project": "runs/predict"}  # unless --project or a config names one
+    report = run(Pipeline.from_config(cfg["pipeline"]), stream, quiet=args.quiet)
     for s in report.sources:
         extra = f", {s['dropped']} dropped" if "dropped" in s else ""
         skipped = f", {len(s['skipped'])} unreadable skipped" if s.get("skipped") else ""

@@ -26,6 +26,8 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, str) and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # YAML and --set read a webcam index (source: 0) as a number
     if isinstance(default, list) and isinstance(value, tuple):
         return list(value)
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):

@@ -9,9 +9,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+import fer_yolo.pipeline as pipeline_module
+import fer_yolo.runner as runner_module
+from fer_yolo.cli import main
 from fer_yolo.utils.paths import default_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +78,27 @@ def test_serve_starts_and_answers(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("argv", "source", "project"),
+    [
+        (["predict", "a.jpg"], "a.jpg", "runs/predict"),
+        (["stream", "--source", "0"], "0", "runs/stream"),
+        (["predict", "a.jpg", "--config", "my.yaml"], "a.jpg", "/my/runs"),  # the config's parent folder
+        (["stream", "--config", "my.yaml", "--project", "p"], "0", "p"),  # a flag beats the config
+    ],
+)
+def test_stream_and_predict_settings_reach_the_runner(argv, source, project, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("my.yaml").write_text("stream:\n  project: /my/runs\n  source: 0\n")  # YAML reads 0 as a number
+    seen = {}
+
+    def run(pipeline, stream, quiet):
+        seen.update(stream)
+        return SimpleNamespace(sources=[], run_dir="out", interrupted=False)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "from_config", staticmethod(lambda cfg: None))
+    monkeypatch.setattr(runner_module, "run", run)
+    assert main(argv) == 0
+    assert (seen["source"], seen["project"]) == (source, project)
