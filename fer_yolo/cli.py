@@ -360,7 +360,9 @@ def run_serve(args: argparse.Namespace, cfg: dict) -> int:
         logging.getLogger("fer_yolo").warning("serving on %s: other machines can reach this server", host)
     app = create_app(cfg)
     print(f"fer-yolo serving on http://{host}:{port}/  (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning" if args.quiet else "info")
+    # Open MJPEG streams (a Live tab) never end by themselves: on Ctrl-C, close them after 2 s.
+    level = "warning" if args.quiet else "info"
+    uvicorn.run(app, host=host, port=port, log_level=level, timeout_graceful_shutdown=2)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,18 +56,16 @@ def test_version_and_help():
     assert "convert" in fer_yolo("--help").stdout
 
 
-def test_serve_starts_and_answers(tmp_path: Path):
+@pytest.mark.slow
+def test_serve_answers_and_ctrl_c_stops_it_while_a_live_viewer_is_connected(media: Path):
     if not default_weights("detector").is_file() or not default_weights("emotion").is_file():
         pytest.fail("shipped weights missing")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fer_yolo.cli", "serve", "--port", str(port), "--device", "cpu", "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    video = media / "sihanwang_video/test.mp4"
+    argv = ["serve", "--port", str(port), "--device", "cpu", "--source", str(video), "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "fer_yolo.cli", *argv], stderr=subprocess.PIPE, text=True)
     try:
         deadline, info = time.time() + 120, None
         while info is None and time.time() < deadline and proc.poll() is None:
@@ -74,10 +73,15 @@ def test_serve_starts_and_answers(tmp_path: Path):
                 info = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=2).read()
             except OSError:
                 time.sleep(0.5)
-        assert info is not None and b'"live":false' in info, proc.stderr.read() if proc.poll() else ""
+        assert info is not None and b'"live":true' in info, proc.stderr.read() if proc.poll() else ""
+        viewer = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/live.mjpg", timeout=30)
+        assert viewer.read(4096).startswith(b"--frame")  # an open MJPEG stream, as a browser tab holds
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) in (0, 130)  # stops although the viewer never disconnects
+        viewer.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
 
 
 @pytest.mark.parametrize(
