@@ -151,7 +151,7 @@ class EmotionClassifier:
         views = tta_views(self.preprocess.normalize(batch), self.tta)
         x = torch.cat(views) if len(views) > 1 else views[0]
         if self.backend == "onnx":
-            logits = self._net(x.contiguous().numpy())
+            logits = self._net(x.cpu().contiguous().numpy())  # ONNX Runtime runs on the CPU
         else:
             x = x.contiguous(memory_format=torch.channels_last)
             logits = self.model(x.half() if self.half else x)

@@ -178,12 +178,15 @@ def test_ferplus_onto_fer2013_files(fer2013: Path, ferplus: Path, tmp_path: Path
         (small / folder).mkdir()
         rows = (ferplus / folder / "label.csv").read_text().splitlines()[:20]
         (small / folder / "label.csv").write_text("\n".join(rows) + "\n")
+    with (small / "FER2013Train/label.csv").open("a") as f:  # a damaged row and a blank line
+        f.write('fer9999999.png,"(0, 0, 48, 48)",4,x,0,1,3,2,0,0,0,0\n\n')
     assert detect_format(small) == "ferplus"
     s = settings(kinds=["crops"], images=str(fer2013), ferplus_labels="majority")
     report = convert(small, tmp_path / "out", s, progress=False)
     total = sum(sum(c.values()) for c in report["crops"].values())
     assert set(report["crops"]) == {"train", "val", "test"}
-    assert total + len(report["skipped"]) == 60 and total >= 40
+    assert total + len(report["skipped"]) == 61 and total >= 40
+    assert any("unreadable label.csv row" in str(entry) for entry in report["skipped"])
     assert not (tmp_path / "out/crops/soft_labels.csv").exists()
     assert load_crops(tmp_path / "out/crops", "train").soft is None
 

@@ -52,8 +52,10 @@ def votes_to_label(votes: np.ndarray, mode: str) -> tuple[int | None, tuple[floa
     return label, tuple(float(x) for x in emo / emo.sum()), ""
 
 
-def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray]]:
+def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray | None]]:
     """Each FER+ image as (label.csv row id, split, FER2013 file relative to its folder or None, votes).
+
+    A row that is not a name, a box and 10 vote counts comes as (label.csv:line, split, None, None).
 
     Raises:
         DatasetError: The mapping file or every label.csv is missing.
@@ -62,15 +64,28 @@ def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray]
     if not mapping_path.is_file():
         raise DatasetError(f"FER+ mapping not found: {mapping_path}", f"put {MAPPING_FILE} in {root}")
     with mapping_path.open(newline="") as f:
-        to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
+        try:
+            to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
+        except KeyError as e:
+            raise DatasetError(
+                f"{mapping_path} has no {e} column", "expected the columns ferplus_png and fer2013_jpg"
+            ) from e
     label_csvs = [(root / folder / "label.csv", split) for folder, split in FOLDER_SPLIT.items()]
     if not any(path.is_file() for path, _ in label_csvs):
         raise DatasetError(f"no FER+ labels under {root}", "expected FER2013{Train,Valid,Test}/label.csv")
     for label_csv, split in label_csvs:
         if label_csv.is_file():
             with label_csv.open(newline="") as f:
-                for row in csv.reader(f):
-                    votes = np.array([int(v) for v in row[2:12]])
+                for line, row in enumerate(csv.reader(f), 1):
+                    if not row:
+                        continue
+                    try:
+                        votes = np.array([int(v) for v in row[2:12]])
+                    except ValueError:
+                        votes = None
+                    if votes is None or len(votes) != 10:  # reported by the caller, never fatal
+                        yield f"{label_csv}:{line}", split, None, None
+                        continue
                     yield f"{label_csv}:{row[0]}", split, to_jpg.get(row[0]), votes
 
 
@@ -79,8 +94,10 @@ def vote_distributions(root: str | Path) -> dict[str, np.ndarray]:
     distribution over the 7 emotions, for every image whose voters saw an emotion."""
     out = {}
     for _, _, jpg, votes in mapped_votes(Path(root).expanduser()):
+        if jpg is None or votes is None:
+            continue
         _, soft, _ = votes_to_label(votes, "soft")
-        if jpg is not None and soft is not None:
+        if soft is not None:
             out[jpg] = np.asarray(soft, np.float32)
     return out
 
@@ -97,6 +114,9 @@ def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[
         raise DatasetError(f"FER2013 images not found: {images}", "pass --images <fer2013 folder>")
     items, skipped = [], []
     for row_id, split, jpg, votes in mapped_votes(root):
+        if votes is None:
+            skipped.append((row_id, "unreadable label.csv row: expected a name, a box and 10 vote counts"))
+            continue
         if jpg is None:
             skipped.append((row_id, "no FER2013 file mapped to this FER+ image"))
             continue
