@@ -343,6 +343,8 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
         print(
             f"{s['source']}: {s['frames']} frames, {s['fps']} fps, {s['faces_tracks']} tracks{extra}{skipped}"
         )
+    for file, reason in report.skipped:
+        print(f"{file}: skipped, {reason}")
     print(f"outputs: {report.run_dir}")
     if report.interrupted:
         print("interrupted: every output written so far is complete", file=sys.stderr)

@@ -32,14 +32,20 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class RunReport:
-    """What a run did: its folder, per-source summaries and whether Ctrl-C ended it."""
+    """What a run did: its folder, per-source summaries, videos it could not open, whether Ctrl-C ended it."""
 
     run_dir: Path
     sources: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
 
     def to_dict(self) -> dict:
-        return {"run_dir": str(self.run_dir), "interrupted": self.interrupted, "sources": self.sources}
+        return {
+            "run_dir": str(self.run_dir),
+            "interrupted": self.interrupted,
+            "sources": self.sources,
+            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+        }
 
 
 def has_display() -> bool:
@@ -210,7 +216,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
     stems: set[str] = set()
     try:
-        for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"]):
+        for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped):
             with source:
                 base = "predictions" if isinstance(source, ImageSource) else source.info.stem
                 stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2

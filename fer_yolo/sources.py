@@ -315,13 +315,17 @@ def is_live(spec: str) -> bool:
     return spec.isdigit() or spec.lower().startswith(STREAM_PREFIXES)
 
 
-def open_sources(spec: str, vid_stride: int = 1, reconnect: bool = True) -> Iterator[FrameSource]:
+def open_sources(
+    spec: str, vid_stride: int = 1, reconnect: bool = True, skipped: list[tuple[str, str]] | None = None
+) -> Iterator[FrameSource]:
     """Yield the sources a --source spec names, each opened only when reached.
 
     Args:
         spec: Webcam index ("0"), stream URL, video or image file, folder (searched recursively) or glob.
         vid_stride: Keep every n-th frame of video files.
         reconnect: Re-open dropped network streams.
+        skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
+            images are listed by their ImageSource).
 
     Raises:
         SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.
@@ -344,5 +348,7 @@ def open_sources(spec: str, vid_stride: int = 1, reconnect: bool = True) -> Iter
             if len(files) == 1:
                 raise
             LOGGER.warning("skipped %s: cannot open as a video", video)
+            if skipped is not None:
+                skipped.append((str(video), "cannot open as a video"))
             continue
         yield source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,19 @@ def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pi
             cv2.imread(str(media / "face_recognition" / name)),
         )
         assert annotated.shape == original.shape and not np.array_equal(annotated, original)
+
+
+def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pipeline, media, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(media / "face_recognition/obama.jpg", folder)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    report = run(pipeline, stream_cfg(cfg, folder, tmp_path), quiet=True)
+    saved = json.loads((report.run_dir / "report.json").read_text())
+    assert [Path(s["file"]).name for s in saved["skipped"]] == ["broken.mp4"]
+    assert [Path(f).name for f, _ in saved["sources"][0]["skipped"]] == ["broken.jpg"]
+    assert saved["sources"][0]["images"] == 1
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:

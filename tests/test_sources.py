@@ -39,8 +39,11 @@ def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, t
     (folder / "sub/broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (folder / "notes.txt").write_text("ignored")
     shutil.copy(media / CLIP, folder / "sub/clip.mp4")
-    sources = list(open_sources(str(folder)))
+    (folder / "sub/broken.mp4").write_bytes(b"not a video")
+    skipped = []
+    sources = list(open_sources(str(folder), skipped=skipped))
     assert [type(s) for s in sources] == [ImageSource, VideoFileSource]
+    assert [(Path(f).name, why) for f, why in skipped] == [("broken.mp4", "cannot open as a video")]
     images = list(sources[0])
     assert [Path(f.name).name for f in images] == ["a.jpg"]
     assert [Path(p).name for p, _ in sources[0].skipped] == ["broken.jpg"]
