@@ -15,9 +15,14 @@ from fer_yolo.errors import ConfigError, FerYoloError
 from fer_yolo.utils.paths import cache_dir
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
+def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:  # eval takes its settings from its own flags only
+        p.add_argument(
+            "--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)"
+        )
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key"
+        )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
     p.add_argument("--debug", action="store_true", help="re-raise errors with their traceback")
@@ -90,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--limit", type=int, help="first N images only (quick checks)")
     ed.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads while timing (default 2)")
     ed.add_argument("--out", default="runs/eval/detector", help="folder for results.json/.md and pr.png")
-    _common(ed)
+    _common(ed, config=False)
     ee = esub.add_parser("emotion", help="accuracy, macro-F1, per-class P/R/F1, confusion matrices")
     ee.add_argument(
         "--weights",
@@ -112,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
-    _common(ee)
+    _common(ee, config=False)
     x = sub.add_parser("export", help="face detector and emotion head weights -> ONNX files with metadata")
     x.add_argument(
         "--weights",
@@ -242,9 +247,9 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _config(args: argparse.Namespace) -> dict:
     overrides = _overrides(args)
-    for assignment in args.set:
+    for assignment in getattr(args, "set", []):
         overrides = _deep_update(overrides, parse_assignment(assignment))
-    return load_config(args.config, overrides)
+    return load_config(getattr(args, "config", []), overrides)
 
 
 def _deep_update(base: dict, extra: dict) -> dict:
