@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import cv2
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fer_yolo import __version__
 from fer_yolo.annotation import FaceAnnotator
@@ -69,6 +71,15 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)  # also the router's 404 and 405
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": f"bad request: {where}"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -205,8 +216,8 @@ class BodyLimit:
             nonlocal seen
             msg = await receive()
             seen += len(msg.get("body", b""))
-            if seen > max_bytes:
-                raise _TooLarge
+            if seen > max_bytes:  # FastAPI passes an HTTPException from its body parsing on as it is
+                raise HTTPException(413, message)
             return msg
 
         async def tracked_send(msg):
@@ -216,10 +227,6 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
+        except HTTPException:  # raised where no route's handler turned it into a response
             if not started:
                 await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass

@@ -84,6 +84,23 @@ def test_bad_photos_get_clear_messages(client: TestClient, data: bytes, status: 
     assert r.status_code == status and message in r.json()["error"]
 
 
+def test_every_refusal_is_json_with_an_error(client: TestClient):
+    def chunked():  # no Content-Length: the limit is found while the body arrives
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8'
+        for _ in range(12):
+            yield bytes(500_000)
+        yield b"\r\n--B--\r\n"
+
+    r = client.post(
+        "/api/image", content=chunked(), headers={"content-type": "multipart/form-data; boundary=B"}
+    )
+    assert r.status_code == 413 and "5 MB limit" in r.json()["error"]
+    r = client.post("/api/image", data={"photo": "x"})  # no file field
+    assert r.status_code == 422 and "file" in r.json()["error"]
+    r = client.get("/api/nothing")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+
+
 def test_bad_videos_and_unknown_jobs(client: TestClient, media: Path):
     r = client.post(
         "/api/videos", files={"file": ("clip.mp4", (media / "face_recognition/obama.jpg").read_bytes())}
