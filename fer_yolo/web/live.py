@@ -59,6 +59,7 @@ class LiveFeed:
                 seq_before = self.seq
                 for source in open_sources(self.spec):
                     with source:
+                        due = time.monotonic()  # when the next frame of a looping file is shown
                         for result in self.pipeline.run(source):
                             now, self.fps = time.monotonic(), rate.tick()
                             image = annotator.annotate(result.frame.image, result.faces, self.fps)
@@ -71,8 +72,10 @@ class LiveFeed:
                                 self._cond.notify_all()
                             if self._stop.is_set():
                                 return
-                            if not source.info.live:  # pace a looping file at its own frame rate
-                                time.sleep(max(0.0, 1 / (source.info.fps or 25) - (time.monotonic() - now)))
+                            if not source.info.live:  # a looping file plays at its own frame rate
+                                due += 1 / (source.info.fps or 25)  # processing time included
+                                time.sleep(max(0.0, due - time.monotonic()))
+                                due = max(due, time.monotonic())  # behind (slow pipeline): no burst after
                 if self.seq == seq_before:  # the source gave no frame at all: do not spin
                     raise FerYoloError(f"{self.spec} gave no frames", "check the live source")
         except FerYoloError as e:
