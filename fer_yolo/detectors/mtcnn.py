@@ -15,13 +15,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 import supervision as sv
 import torch
+from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 from torch import nn
 from torch.nn import functional as F
 
@@ -112,6 +113,39 @@ def _torch_layout(array: np.ndarray) -> torch.Tensor:
     return value.T if value.ndim == 2 else value.reshape(-1)
 
 
+#: The only globals the package's weight files name: arrays and their dtypes.
+_ARRAY_GLOBALS = {("numpy", "dtype"), ("numpy", "ndarray"), ("joblib.numpy_pickle", "NumpyArrayWrapper")}
+
+
+class _ArraysOnly(NumpyUnpickler):
+    """joblib's unpickler limited to numeric arrays in lists: no code stored in a weight file can run."""
+
+    dispatch = NumpyUnpickler.dispatch.copy()
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"{module}.{name} is not an array type")
+        return super().find_class(module, name)
+
+    def load_build(self) -> None:
+        obj, state = self.stack[-2], self.stack[-1]
+        if isinstance(obj, NumpyArrayWrapper) and not (
+            isinstance(state, dict) and not np.dtype(state.get("dtype", object)).hasobject
+        ):  # joblib stores object arrays as nested plain pickles
+            raise pickle.UnpicklingError("only numeric arrays are allowed")
+        NumpyUnpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def _read_arrays(path: Path) -> object:
+    """The object in a joblib lz4 file (joblib.dump(..., compress="lz4")), read with `_ArraysOnly`."""
+    import lz4.frame
+
+    with lz4.frame.open(path, "rb") as f:
+        return _ArraysOnly(str(path), f, ensure_native_byte_order=True).load()
+
+
 def _load_net(net: _Net, path: Path) -> _Net:
     """Copy a joblib-pickled list of Keras weights, in the order the package's model defines them, into `net`.
 
@@ -121,8 +155,8 @@ def _load_net(net: _Net, path: Path) -> _Net:
     if not path.is_file():
         raise WeightsError(f"MTCNN weights not found: {path}", _WEIGHTS_HINT)
     try:
-        arrays = joblib.load(path)
-    except Exception as e:  # joblib raises many kinds (missing lz4, truncated or foreign file)
+        arrays = _read_arrays(path)
+    except Exception as e:  # many kinds: missing lz4, truncated, foreign or refused file
         hint = f"pip install lz4, or {_WEIGHTS_HINT}"
         raise WeightsError(f"cannot read MTCNN weights {path}: {e}", hint) from e
     params = list(net.parameters())
@@ -295,7 +329,7 @@ class MtcnnDetector(FaceDetector):
             default is 0.8; 0.7 is the paper's and the WIDER FACE baseline's).
         scale_factor: Ratio between pyramid levels, in (0, 1).
         device: torch device (or its name, e.g. "cpu", "cuda", "auto") the networks run on.
-        weights_dir: Folder with pnet.lz4, rnet.lz4, onet.lz4 (joblib pickles: trusted files only); None
+        weights_dir: Folder with pnet.lz4, rnet.lz4, onet.lz4 (joblib lz4 files, read as arrays only); None
             uses the installed mtcnn package's.
 
     Raises:

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import cv2
+import joblib
 import numpy as np
 import pytest
 import supervision as sv
@@ -186,6 +187,28 @@ def test_mtcnn_weights_errors_carry_a_hint(tmp_path: Path, make_dir, expectation
     with expectation as error:
         MtcnnDetector(weights_dir=make_dir(tmp_path))
     assert "pip install mtcnn==1.0.0" in error.value.hint
+
+
+class _Payload:  # unpickling it would run code: touch a file
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [lambda m: [_Payload(m)], lambda m: [np.array([_Payload(m)], dtype=object)]],
+    ids=["object", "object-array"],
+)
+def test_mtcnn_weight_files_never_run_code(payload, tmp_path: Path):
+    marker = tmp_path / "code_ran"
+    for name in ("pnet", "rnet", "onet"):  # what a tampered package could ship: joblib lz4 files
+        joblib.dump(payload(marker), tmp_path / f"{name}.lz4", compress="lz4")
+    with pytest.raises(WeightsError, match="cannot read"):
+        MtcnnDetector(weights_dir=tmp_path)
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
