@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from fer_yolo.config import load_config
 from fer_yolo.data.convert.engine import ConvertSettings, convert, detect_format
@@ -142,11 +143,16 @@ def test_fer2013_csv(fer2013: Path, tmp_path: Path):
             w.writerow([4, " ".join(map(str, pixels)), "Training"])
         w.writerow([4, "1 2 3", "PrivateTest"])
         w.writerow([9, "0 " * 2304, "Training"])
+        w.writerow([4, "0 " * 2303 + "x", "Training"])
+        w.writerow([4, "nan " * 2304, "Training"])
     assert detect_format(path) == "fer2013-csv"
+    threads = torch.get_num_threads()
     report = convert(path, tmp_path / "out", settings(), progress=False)
+    assert torch.get_num_threads() == threads  # converting in this process leaves its threads as they were
     assert report["crops"] == {"train": {"sad": 5}}
     reasons = sorted(s["reason"] for s in report["skipped"])
-    assert reasons[0] == "bad emotion value '9'" and reasons[1].startswith("pixel string is not a square")
+    assert reasons[0] == "bad emotion value '9'" and reasons[1].startswith("pixel string holds a value")
+    assert reasons[2] == reasons[1] and reasons[3].startswith("pixel string is not a square")
     crop = cv2.imread(str(next((tmp_path / "out/crops/train/sad").iterdir())), cv2.IMREAD_GRAYSCALE)
     original = cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE)
     assert any(
@@ -245,6 +251,14 @@ def test_widerface_ground_truth_to_yolo(widerface: Path, tmp_path: Path):
     img = cv2.imread(str(widerface / "val/images" / lines[0]))
     assert rows[0][1] == pytest.approx((x + w / 2) / img.shape[1], abs=1e-5)
     assert report["yolo"]["boxes"]["val"] == sum(len(r.read_text().splitlines()) for r in labels)
+
+    renamed = tmp_path / "wider/my_gt.txt"  # any name: read when named as widerface, ratio-split
+    renamed.write_text("\n".join(gt) + "\n")
+    with pytest.raises(DatasetError, match="cannot tell the format"):
+        detect_format(renamed)
+    s = settings(format="widerface", kinds=["yolo"], classes="face", images=str(widerface / "val/images"))
+    report = convert(renamed, tmp_path / "renamed", s, progress=False)
+    assert sum(report["yolo"]["images"].values()) == 3
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path: Path):

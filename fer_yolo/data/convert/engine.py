@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,8 @@ from fer_yolo.utils.io import atomic_path, write_json
 LOGGER = logging.getLogger(__name__)
 FORMATS = ("fer2013", "fer2013-csv", "ferplus", "photos", "widerface")
 STATE_DIR = ".convert"
+#: Stems of the augmented copies of a training crop, <name>_aug<k>.png: not counted as crops of their own.
+AUGMENTED_STEM = re.compile(r"_aug\d+$")
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
 _WORKER: ItemProcessor | None = None
 
 
-def _init_worker(settings: dict, out: str) -> None:
+def _init_worker(settings: dict, out: str, threads: int = 1) -> None:
     global _WORKER
     import torch
 
-    torch.set_num_threads(1)  # one thread per process: the processes use the cores
+    torch.set_num_threads(threads)  # pool workers: one thread each, the processes use the cores
     _WORKER = ItemProcessor(ConvertSettings(**settings), Path(out))
 
 
@@ -336,8 +339,10 @@ def _write_soft_labels(path: Path, records: list[dict]) -> None:
 
 
 def _process_all(items: list[Item], settings: dict, out: Path):
-    if settings["workers"] <= 1 or len(items) < 2:
-        _init_worker(settings, str(out))
+    if settings["workers"] <= 1 or len(items) < 2:  # in this process: its thread count stays as it is
+        import torch
+
+        _init_worker(settings, str(out), torch.get_num_threads())
         yield from map(_run_worker, items)
         return
     chunk = max(1, min(64, len(items) // (settings["workers"] * 8)))
@@ -362,7 +367,7 @@ def build_report(
     for r in records:
         for o in r["outputs"]:
             parts = Path(o).parts
-            if parts[0] == "crops" and "_aug" not in Path(o).stem:
+            if parts[0] == "crops" and not AUGMENTED_STEM.search(Path(o).stem):
                 crops[parts[1]][parts[2]] += 1
             elif parts[:2] == ("yolo", "labels"):
                 yolo_images[parts[2]] += 1

@@ -50,7 +50,10 @@ class Item:
         """
         if self.pixels is None:
             return read_bytes(self.source)
-        values = np.array(self.pixels.split(), dtype=np.float64) if self.pixels.strip() else np.empty(0)
+        try:
+            values = np.array([int(v) for v in self.pixels.split()], dtype=np.int64)
+        except ValueError:
+            raise BadImage("pixel string holds a value that is not a whole number") from None
         side = int(round(len(values) ** 0.5))
         if side == 0 or side * side != len(values) or values.min() < 0 or values.max() > 255:
             raise BadImage(f"pixel string is not a square grey image ({len(values)} values)")

@@ -47,9 +47,9 @@ def parse_wider_gt(path: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def find_gt_files(root: Path) -> list[Path]:
-    """wider_face_*_bbx_gt.txt files at `root`, or up to two folders below it."""
+    """wider_face_*_bbx_gt.txt files: `root` itself, or those up to two folders below it."""
     if root.is_file():
-        return [root]
+        return [root] if GT_PATTERN.search(root.name) else []
     return sorted(
         p for pattern in ("*", "*/*", "*/*/*") for p in root.glob(pattern) if GT_PATTERN.search(p.name)
     )
@@ -66,8 +66,11 @@ def images_dir_for(gt: Path, images: Path | None) -> Path:
 def list_widerface(
     root: Path, images: Path | None, min_size: float
 ) -> tuple[list[Item], list[tuple[str, str]]]:
-    """Items for every image of every ground-truth file found; boxes smaller than min_size px dropped."""
-    gts = find_gt_files(root)
+    """Items for every image of every ground-truth file found; boxes smaller than min_size px dropped.
+
+    A file given by any other name is read as ground truth too; its images get the ratio split.
+    """
+    gts = [root] if root.is_file() else find_gt_files(root)
     if not gts:
         raise DatasetError(
             f"no wider_face_*_bbx_gt.txt under {root}", "pass the ground-truth file or its folder"
@@ -75,7 +78,7 @@ def list_widerface(
     items: list[Item] = []
     for gt in gts:
         folder = images_dir_for(gt, images if len(gts) == 1 else None)
-        split = GT_PATTERN.search(gt.name).group(1)
+        split = match.group(1) if (match := GT_PATTERN.search(gt.name)) else None
         for name, rows in parse_wider_gt(gt):
             keep = (rows[:, 2] >= min_size) & (rows[:, 3] >= min_size)
             xyxy = np.concatenate([rows[keep, :2], rows[keep, :2] + rows[keep, 2:4]], axis=1)
