@@ -16,7 +16,7 @@ import torch
 
 from fer_yolo.config import load_config
 from fer_yolo.data.convert.engine import ConvertSettings, convert, detect_format
-from fer_yolo.data.convert.ferplus import votes_to_label
+from fer_yolo.data.convert.ferplus import list_ferplus, votes_to_label
 from fer_yolo.data.crops import load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import ConfigError, DatasetError
@@ -209,6 +209,25 @@ def test_ferplus_onto_fer2013_files(fer2013: Path, ferplus: Path, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_ferplus_copies_of_one_fer2013_image_become_one_sample(fer2013: Path, ferplus: Path, tmp_path: Path):
+    with (ferplus / "ferplus_to_fer2013_jpg.csv").open(newline="") as f:
+        mapping = [r for r in csv.DictReader(f) if r["usage"] == "Training"]
+    pngs_of: dict[str, list[str]] = {}
+    for r in mapping:
+        pngs_of.setdefault(r["fer2013_jpg"], []).append(r["ferplus_png"])
+    jpg, pngs = next((j, p) for j, p in pngs_of.items() if len(p) == 2)  # FER2013 holds this image twice
+    rows = [r for r in csv.reader((ferplus / "FER2013Train/label.csv").open()) if r and r[0] in pngs]
+    small = tmp_path / "ferplus"
+    (small / "FER2013Train").mkdir(parents=True)
+    shutil.copy(ferplus / "ferplus_to_fer2013_jpg.csv", small)
+    with (small / "FER2013Train/label.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    items, skipped = list_ferplus(small, fer2013, "soft")
+    assert [Path(i.source) for i in items] == [fer2013 / jpg] and not skipped
+    votes = np.array([[int(v) for v in r[2:12]] for r in rows]).sum(0)  # 20 annotators of one image
+    assert items[0].soft == votes_to_label(votes, "soft")[1]
+
+
 def test_photos_with_mtcnn(media: Path, tmp_path: Path):
     src = tmp_path / "photos"
     for emotion, files in {

@@ -89,13 +89,30 @@ def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray 
                     yield f"{label_csv}:{row[0]}", split, to_jpg.get(row[0]), votes
 
 
+def image_votes(root: Path) -> tuple[dict[str, tuple[str, np.ndarray]], list[tuple[str, str]]]:
+    """FER2013 file (relative to its folder) -> (split, FER+ votes), and the label.csv rows left unused.
+
+    FER2013 holds some images more than once; FER+ labelled each copy, and the mapping puts identical copies
+    on one file (1,074 files, always within one split): their votes are summed, as more annotators of one
+    image, so each file is one sample with one label.
+    """
+    votes: dict[str, tuple[str, np.ndarray]] = {}
+    skipped = []
+    for row_id, split, jpg, v in mapped_votes(root):
+        if v is None:
+            skipped.append((row_id, "unreadable label.csv row: expected a name, a box and 10 vote counts"))
+        elif jpg is None:
+            skipped.append((row_id, "no FER2013 file mapped to this FER+ image"))
+        else:
+            votes[jpg] = (split, votes[jpg][1] + v) if jpg in votes else (split, v)
+    return votes, skipped
+
+
 def vote_distributions(root: str | Path) -> dict[str, np.ndarray]:
     """FER2013 file (relative to the FER2013 folder, e.g. train/angry/Training_1.jpg) -> FER+ vote
     distribution over the 7 emotions, for every image whose voters saw an emotion."""
     out = {}
-    for _, _, jpg, votes in mapped_votes(Path(root).expanduser()):
-        if jpg is None or votes is None:
-            continue
+    for jpg, (_, votes) in image_votes(Path(root).expanduser())[0].items():
         _, soft, _ = votes_to_label(votes, "soft")
         if soft is not None:
             out[jpg] = np.asarray(soft, np.float32)
@@ -103,7 +120,7 @@ def vote_distributions(root: str | Path) -> dict[str, np.ndarray]:
 
 
 def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[tuple[str, str]]]:
-    """Items of FER+ put onto the FER2013 image-folder files via the mapping file.
+    """Items of FER+ put onto the FER2013 image-folder files via the mapping file, one per file.
 
     Args:
         root: The ferplus folder (FER2013{Train,Valid,Test}/label.csv and the mapping CSV).
@@ -112,15 +129,10 @@ def list_ferplus(root: Path, images: Path, mode: str) -> tuple[list[Item], list[
     """
     if not images.is_dir():
         raise DatasetError(f"FER2013 images not found: {images}", "pass --images <fer2013 folder>")
-    items, skipped = [], []
-    for row_id, split, jpg, votes in mapped_votes(root):
-        if votes is None:
-            skipped.append((row_id, "unreadable label.csv row: expected a name, a box and 10 vote counts"))
-            continue
-        if jpg is None:
-            skipped.append((row_id, "no FER2013 file mapped to this FER+ image"))
-            continue
-        label, soft, reason = votes_to_label(votes, mode)
+    votes, skipped = image_votes(root)
+    items = []
+    for jpg, (split, v) in votes.items():
+        label, soft, reason = votes_to_label(v, mode)
         if label is None:
             skipped.append((str(images / jpg), reason))
         else:
