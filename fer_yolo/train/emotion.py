@@ -227,8 +227,11 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits (n, k) float32 for uint8 crops (n, s, s, c); with `tta` the log of the mean softmax over views.
 
-    `tta` is one of TTA_MODES (none, flip, multicrop): see emotion.preprocess.tta_views.
+    `tta` is one of TTA_MODES (none, flip, multicrop): see emotion.preprocess.tta_views. Colour crops reach a
+    head trained on grey faces grey, as in the pipeline (`Preprocess.grey`).
     """
+    if pre.grey and images_u8.shape[-1] == 3 and not is_grey(images_u8):
+        images_u8 = pre.prepare_crops(list(images_u8[..., ::-1]))  # RGB -> BGR, as prepare_crops takes
     model.eval()
     out = []
     for i in range(0, len(images_u8), batch):

@@ -84,6 +84,20 @@ def test_flip_tta_averages_the_softmax_of_the_mirror_pair() -> None:
     assert multicrop[0] != pytest.approx(mean_softmax, abs=1e-3)  # not only the mirror pair
 
 
+def test_a_grey_trained_head_reads_colour_crops_grey_as_the_pipeline_does() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, len(EMOTIONS), 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    colour = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), np.uint8)  # RGB crops
+    grey = np.stack([np.repeat(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) for c in colour])
+    pre = Preprocess(16, 3, (0.5,) * 3, (0.5,) * 3)
+    cpu = torch.device("cpu")
+    assert np.allclose(predict_logits(model, colour, pre, cpu), predict_logits(model, grey, pre, cpu))
+    colour_head = Preprocess(16, 3, (0.5,) * 3, (0.5,) * 3, grey=False)
+    assert not np.allclose(
+        predict_logits(model, colour, colour_head, cpu), predict_logits(model, grey, pre, cpu)
+    )
+
+
 def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:
     """FER2013 layout: test/ mixes PrivateTest_* (split test) and PublicTest_* (split val)."""
     for i, (p, t) in enumerate(zip(Y_PRED, Y_TRUE)):
