@@ -16,13 +16,16 @@ def classification_report(
 ) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
-    A class never predicted has precision 0; a class absent from y_true has recall 0 and is left
-    out of the macro average (as scikit-learn's `labels=present` would).
+    A class never predicted has precision 0; a class absent from y_true has recall 0. The macro average
+    runs over the classes that are true or predicted at least once (scikit-learn's default labels): a
+    class predicted but absent counts with F1 0, one neither true nor predicted is left out.
 
     Example:
         >>> r = classification_report(np.array([0, 0, 1]), np.array([0, 1, 1]), ["a", "b"])
         >>> round(r["accuracy"], 3), round(r["macro_f1"], 3)
         (0.667, 0.667)
+        >>> round(classification_report(np.array([0, 0]), np.array([0, 2]), ["a", "b", "c"])["macro_f1"], 3)
+        0.333
     """
     k = len(class_names)
     cm = confusion_matrix(y_true, y_pred, k)
@@ -33,7 +36,7 @@ def classification_report(
     recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
-    present = support > 0
+    present = (support > 0) | (predicted > 0)
     return {
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,

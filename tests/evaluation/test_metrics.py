@@ -20,10 +20,10 @@ def test_report_matches_hand_computation():
     assert r["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
 
 
-def test_absent_class_is_left_out_of_macro_f1():
-    r = classification_report(np.array([0, 1]), np.array([0, 2]), ["a", "b", "c"])
+def test_macro_f1_averages_the_classes_true_or_predicted_as_scikit_learn_does():
+    r = classification_report(np.array([0, 1]), np.array([0, 2]), ["a", "b", "c", "d"])
     assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-    assert r["macro_f1"] == pytest.approx(0.5)  # a: 1.0, b: 0.0; c has no support
+    assert r["macro_f1"] == pytest.approx(1 / 3)  # a: 1.0, b: 0.0, c (predicted, absent): 0.0; d left out
 
 
 def test_confusion_matrix_counts_every_pair():
