@@ -100,8 +100,8 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
             continue
         files += [
             (f, cid)
-            for f in sorted(class_dir.iterdir())
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.name.startswith(prefix)
+            for f in sorted(class_dir.iterdir())  # hidden files: a killed writer's temp files, OS files
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.name.startswith(prefix) and not f.name.startswith(".")
         ]
     if not files:
         raise DatasetError(f"no images found for split {split!r} under {folder}", "check --data")

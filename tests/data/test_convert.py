@@ -75,6 +75,7 @@ def test_bad_files_are_skipped_and_reported(fer_subset: Path, tmp_path: Path):
     (fer_subset / "train/happy/text.jpg").write_text("not an image")
     (fer_subset / "train/happy/cut.jpg").write_bytes(good.read_bytes()[:200])
     (fer_subset / "train/happy/notes.txt").write_text("x")
+    shutil.copy(good, fer_subset / "train/happy/.x.jpg.k2j4.tmp.jpg")  # left by a killed writer: ignored
     (fer_subset / "train/bored").mkdir()
     shutil.copy(good, fer_subset / "train/bored/x.jpg")
     report = convert(fer_subset, tmp_path / "out", settings(), progress=False)
@@ -84,7 +85,10 @@ def test_bad_files_are_skipped_and_reported(fer_subset: Path, tmp_path: Path):
     assert reasons["cut.jpg"].startswith("truncated or corrupt")
     assert reasons["notes.txt"] == "not an image file name"
     assert "not one of" in reasons["x.jpg"]
-    assert report["converted"] == 60
+    assert report["converted"] == 60 and not any(name.startswith(".") for name in reasons)
+    crops = load_crops(tmp_path / "out/crops", "train")
+    shutil.copy(good, tmp_path / "out/crops/train/happy/.y.png.k2j4.tmp.png")
+    assert len(load_crops(tmp_path / "out/crops", "train")) == len(crops)
 
 
 def test_duplicates_never_cross_the_split(fer_subset: Path, tmp_path: Path):

@@ -35,7 +35,8 @@ def list_crop_folders(root: Path) -> tuple[list[Item], list[tuple[str, str]]]:
     for parent, folder_split in parents:
         for class_dir in sorted(p for p in parent.iterdir() if p.is_dir()):
             label = emotion_id(class_dir.name)
-            for file in sorted(p for p in class_dir.rglob("*") if p.is_file()):
+            files = (p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+            for file in sorted(files):  # hidden files (temp files of a killed writer, OS files) ignored
                 if label is None:
                     skipped.append((str(file), f"folder {class_dir.name!r} is not one of {list(EMOTIONS)}"))
                 elif file.suffix.lower() not in IMAGE_SUFFIXES:
