@@ -100,7 +100,7 @@ def test_stream_and_predict_settings_reach_the_runner(argv, source, project, tmp
 
     def run(pipeline, stream, quiet):
         seen.update(stream)
-        return SimpleNamespace(sources=[], run_dir="out", interrupted=False)
+        return SimpleNamespace(sources=[], skipped=[], run_dir="out", interrupted=False)
 
     monkeypatch.setattr(pipeline_module.Pipeline, "from_config", staticmethod(lambda cfg: None))
     monkeypatch.setattr(runner_module, "run", run)
