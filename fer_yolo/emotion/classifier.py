@@ -183,9 +183,14 @@ def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
     paths = [Path(s).expanduser() for s in srcs]
     read = [read_emotion_checkpoint(p) for p in paths]
     state, meta = read[0]
-    keys = ("arch", "stem", "class_names", "preprocess")
+
+    def facts(m: dict) -> dict:  # preprocess as Preprocess reads it: files without newer keys get defaults
+        return {"arch": m.get("arch"), "stem": m.get("stem"), "class_names": m.get("class_names")} | {
+            "preprocess": Preprocess.from_dict(m["preprocess"]).to_dict()
+        }
+
     for path, (other, other_meta) in zip(paths[1:], read[1:]):
-        differ = [k for k in keys if other_meta.get(k) != meta.get(k)]
+        differ = [k for k, v in facts(other_meta).items() if facts(meta)[k] != v]
         if other.keys() != state.keys() or any(other[k].shape != v.shape for k, v in state.items()):
             differ.append("tensors")
         if differ:

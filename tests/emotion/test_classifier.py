@@ -69,6 +69,7 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
     tripled = {k: v.float() * 3 if v.is_floating_point() else v + 7 for k, v in state.items()}
     run_meta = {k: v for k, v in shipped["meta"].items() if k != "averaged"}  # one run's facts:
     run_meta |= {"epoch": 4, "val": {"accuracy": 0.5}}
+    run_meta["preprocess"] = run_meta["preprocess"] | {"grey": True}  # a newer run says what older files mean
     save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": run_meta})
     out = save_emotion_weights([shipped_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
     soup = load_checkpoint(out)
@@ -90,7 +91,13 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
     save_checkpoint(tmp_path / "c.pt", {"state_dict": tripled, "meta": other})
     wider = {k: torch.cat([v, v]) if k == "classifier.1.bias" else v for k, v in tripled.items()}
     save_checkpoint(tmp_path / "d.pt", {"state_dict": wider, "meta": shipped["meta"]})
-    for bad, why in (("c.pt", "preprocess differ"), ("d.pt", "tensors differ")):
+    colour = shipped["meta"] | {"preprocess": shipped["meta"]["preprocess"] | {"grey": False}}
+    save_checkpoint(tmp_path / "e.pt", {"state_dict": tripled, "meta": colour})
+    for bad, why in (
+        ("c.pt", "preprocess differ"),
+        ("d.pt", "tensors differ"),
+        ("e.pt", "preprocess differ"),
+    ):
         with pytest.raises(WeightsError, match=why):
             save_emotion_weights([shipped_path, tmp_path / bad], tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="no emotion checkpoints"):
