@@ -17,6 +17,7 @@ import torch
 from fer_yolo.detectors.base import LANDMARKS_KEY
 from fer_yolo.detectors.mtcnn import MtcnnDetector
 from fer_yolo.errors import ConfigError, WeightsError
+from tests.helpers.payload import CodeRunningPayload
 
 #: Recall at IoU >= 0.5 measured on dlib's testing.xml: 25 of 25 faces (1.0); the floor allows two misses.
 DLIB_TESTING_MIN_RECALL = 0.92
@@ -189,17 +190,9 @@ def test_mtcnn_weights_errors_carry_a_hint(tmp_path: Path, make_dir, expectation
     assert "pip install mtcnn==1.0.0" in error.value.hint
 
 
-class _Payload:  # unpickling it would run code: touch a file
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.parametrize(
     "payload",
-    [lambda m: [_Payload(m)], lambda m: [np.array([_Payload(m)], dtype=object)]],
+    [lambda m: [CodeRunningPayload(m)], lambda m: [np.array([CodeRunningPayload(m)], dtype=object)]],
     ids=["object", "object-array"],
 )
 def test_mtcnn_weight_files_never_run_code(payload, tmp_path: Path):

@@ -12,6 +12,7 @@ from fer_yolo.config import load_config
 from fer_yolo.detectors.yolo import YoloFaceDetector, letterbox_batch, load_yolo_checkpoint, save_face_weights
 from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.train.detector import DetectorTrainConfig, train_detector
+from tests.helpers.payload import CodeRunningPayload
 
 
 def config(**over) -> DetectorTrainConfig:
@@ -38,18 +39,10 @@ def test_bad_training_inputs_are_clear_errors(over, error, message):
         train_detector(config(**over))
 
 
-class _Payload:  # unpickling it would run code: touch a file
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.parametrize("field", ["init", "resume"])
 def test_training_never_runs_code_stored_in_a_checkpoint(field: str, tmp_path: Path):
     marker, bad = tmp_path / "code_ran", tmp_path / "bad.pt"
-    torch.save({"model": _Payload(marker)}, bad)
+    torch.save({"model": CodeRunningPayload(marker)}, bad)
     with pytest.raises(WeightsError, match="cannot load"):
         if field == "init":
             train_detector(config(data=__file__, init=str(bad)))
