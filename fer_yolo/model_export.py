@@ -39,7 +39,8 @@ def _emotion(weights: Path) -> tuple[torch.nn.Module, torch.Tensor, dict, dict[s
         "class_names": json.dumps(list(EMOTIONS)),
         "preprocess": json.dumps(pre.to_dict()),
         "input": f"float32 (batch, {c}, {s}, {s}): square {'grey ' if pre.grey else ''}face crops, RGB, "
-        "scaled to 0-1, then (x - mean) / std",
+        + (f"larger ones reduced to {pre.source_size} px first, " if 0 < pre.source_size < s else "")
+        + "scaled to 0-1, then (x - mean) / std",
         "output": f"float32 (batch, {len(EMOTIONS)}) logits (softmax gives probabilities)",
     }
     dynamic = {"input": {0: "batch"}, "output": {0: "batch"}}

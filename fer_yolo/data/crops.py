@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
+from fer_yolo.emotion.preprocess import resize_face
 from fer_yolo.errors import DatasetError
 
 LOGGER = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class CropSet:
         paths: n source file paths.
         skipped: (path, reason) for files that could not be used.
         soft: float32 (n, 7) label distributions (FER+ votes) where the dataset has them, else None.
+        source_size: Median side of the crops as stored (before resizing); 0 when there are none.
     """
 
     images: np.ndarray
@@ -45,6 +47,7 @@ class CropSet:
     paths: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     soft: np.ndarray | None = None
+    source_size: int = 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,7 +56,8 @@ class CropSet:
         """The crops where boolean mask or index array `keep` selects them."""
         idx = np.flatnonzero(keep) if keep.dtype == bool else keep
         soft = None if self.soft is None else self.soft[idx]
-        return CropSet(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], self.skipped, soft)
+        paths = [self.paths[i] for i in idx]
+        return CropSet(self.images[idx], self.labels[idx], paths, self.skipped, soft, self.source_size)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(EMOTIONS))
@@ -108,22 +112,25 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     return files
 
 
-def read_crop(path: Path, size: int, in_chans: int) -> np.ndarray | None:
-    """Read an image as uint8 (size, size, in_chans), or None if it cannot be decoded."""
-    flag = cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR
+def _decode(path: Path, in_chans: int) -> np.ndarray | None:
+    """An image file as uint8 (h, w) grey or (h, w, 3) RGB, or None if it cannot be decoded."""
     data = np.fromfile(path, np.uint8)
-    img = cv2.imdecode(data, flag) if data.size else None
-    if img is None:
-        return None
-    if in_chans == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[:2] != (size, size):
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-    return img.reshape(size, size, in_chans)
+    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR) if data.size else None
+    return img if img is None or in_chans == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) -> CropSet:
+def read_crop(path: Path, size: int, in_chans: int, source_size: int = 0) -> np.ndarray | None:
+    """Read an image as uint8 (size, size, in_chans), or None if it cannot be decoded.
+
+    `source_size` limits its sharpness as for a model's input (see emotion.preprocess.resize_face).
+    """
+    img = _decode(path, in_chans)
+    return None if img is None else resize_face(img, size, source_size).reshape(size, size, in_chans)
+
+
+def load_crops(
+    root: str | Path, split: str, size: int = 48, in_chans: int = 1, source_size: int = 0
+) -> CropSet:
     """Read a split of a crop dataset into memory, skipping unreadable files.
 
     Args:
@@ -131,16 +138,19 @@ def load_crops(root: str | Path, split: str, size: int = 48, in_chans: int = 1) 
         split: train, val or test.
         size: Side the crops are resized to.
         in_chans: 1 for grey, 3 for RGB.
+        source_size: Larger crops are first reduced to this side (0: no limit), as a model's input is.
 
     Returns:
         The split's crops; `skipped` lists files that could not be decoded.
     """
-    crops = read_crops(split_files(root, split), size, in_chans, f"{root}/{split}")
+    crops = read_crops(split_files(root, split), size, in_chans, f"{root}/{split}", source_size)
     crops.soft = read_soft_labels(root, crops.paths)
     return crops
 
 
-def read_crops(files: list[tuple[Path, int]], size: int, in_chans: int, where: str) -> CropSet:
+def read_crops(
+    files: list[tuple[Path, int]], size: int, in_chans: int, where: str, source_size: int = 0
+) -> CropSet:
     """Read (path, class id) pairs into memory, skipping (and listing) unreadable files.
 
     Args:
@@ -148,20 +158,23 @@ def read_crops(files: list[tuple[Path, int]], size: int, in_chans: int, where: s
         size: Side the crops are resized to.
         in_chans: 1 for grey, 3 for RGB.
         where: Names the set in the warning about skipped files.
+        source_size: Larger crops are first reduced to this side (0: no limit), as a model's input is.
     """
     images = np.empty((len(files), size, size, in_chans), np.uint8)
-    labels, paths, skipped = [], [], []
+    labels, paths, skipped, sides = [], [], [], []
     for path, cid in files:
-        img = read_crop(path, size, in_chans)
+        img = _decode(path, in_chans)
         if img is None:
             skipped.append((str(path), "cannot decode image"))
             continue
-        images[len(labels)] = img
+        sides.append(max(img.shape[:2]))
+        images[len(labels)] = resize_face(img, size, source_size).reshape(size, size, in_chans)
         labels.append(cid)
         paths.append(str(path))
     if skipped:
         LOGGER.warning("%s: skipped %d unreadable files", where, len(skipped))
-    return CropSet(images[: len(labels)], np.asarray(labels, np.int64), paths, skipped)
+    source = int(np.median(sides)) if sides else 0
+    return CropSet(images[: len(labels)], np.asarray(labels, np.int64), paths, skipped, source_size=source)
 
 
 #: Per-crop label distributions written by `fer-yolo convert --ferplus-labels soft`, beside the splits.

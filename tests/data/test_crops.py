@@ -16,6 +16,7 @@ def test_fer2013_layout_splits_by_file_name(fer2013: Path):
     assert all(Path(p).name.startswith("PublicTest_") for p in val.paths)
     assert all(Path(p).name.startswith("PrivateTest_") for p in test.paths)
     assert val.images.shape == (3589, 48, 48, 1) and val.images.dtype == np.uint8
+    assert val.source_size == 48 and val.subset(np.arange(3)).source_size == 48
 
 
 def test_drop_leaks_removes_copies_of_held_out_and_blank_crops(fer2013: Path):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from fer_yolo.data.crops import is_grey
-from fer_yolo.emotion.preprocess import Preprocess, square_crop, tta_views
+from fer_yolo.emotion.preprocess import Preprocess, resize_face, square_crop, tta_views
 
 
 def test_square_crop_is_centred_and_fills_outside_by_replicating_the_border():
@@ -51,3 +53,18 @@ def test_colour_faces_reach_a_grey_trained_network_grey():
     assert np.array_equal(rgb, cv2.resize(colour, (8, 8), interpolation=cv2.INTER_AREA)[..., ::-1])
     assert Preprocess.from_dict({"input_size": 8, "in_chans": 3, "mean": [0] * 3, "std": [1] * 3}).grey
     assert not Preprocess.from_dict(Preprocess(8, 3, grey=False).to_dict()).grey
+
+
+def test_sharp_faces_reach_the_network_as_sharp_as_its_training_faces(fer2013: Path):
+    face = cv2.imread(str(next((fer2013 / "test/happy").glob("PrivateTest_*.jpg"))), cv2.IMREAD_GRAYSCALE)
+    pre = Preprocess(96, 1, source_size=48)
+    trained_on = cv2.resize(face, (96, 96), interpolation=cv2.INTER_LINEAR)  # how the trainer reads it
+    assert np.array_equal(pre.prepare_crops([face])[0, ..., 0], trained_on)
+    sharp = cv2.resize(face, (240, 240), interpolation=cv2.INTER_CUBIC)  # the same face, seen closer
+    seen = pre.prepare_crops([sharp])[0, ..., 0].astype(int)
+    direct = Preprocess(96, 1).prepare_crops([sharp])[0, ..., 0].astype(int)
+    assert np.abs(seen - trained_on).mean() < 0.5 * np.abs(direct - trained_on).mean()
+    small = face[:30, :30]  # smaller than the training faces: brought up directly
+    assert np.array_equal(resize_face(small, 96, 48), cv2.resize(small, (96, 96), interpolation=cv2.INTER_LINEAR))
+    assert Preprocess.from_dict({"input_size": 96, "in_chans": 1, "mean": [0], "std": [1]}).source_size == 48
+    assert Preprocess.from_dict(Preprocess(96, 1, source_size=0).to_dict()).source_size == 0

@@ -86,17 +86,18 @@ def test_training_lowers_the_loss_and_writes_a_run_folder(small_fer: Path, tmp_p
     assert acc > 1 / 3  # better than chance on 3 classes
 
 
-def test_runs_record_whether_they_saw_grey_or_colour_faces(small_fer: Path, tmp_path: Path):
+def test_runs_record_the_colour_and_size_of_their_faces(small_fer: Path, tmp_path: Path):
     for name, tint in (("grey", False), ("colour", True)):
         data = tmp_path / name
         shutil.copytree(small_fer, data)
-        for f in data.rglob("*.jpg") if tint else []:  # FER2013 faces with a blue cast: colour crops
-            image = cv2.imread(str(f))
+        for f in data.rglob("*.jpg") if tint else []:  # FER2013 faces with a blue cast, stored at 72 px
+            image = cv2.resize(cv2.imread(str(f)), (72, 72), interpolation=cv2.INTER_CUBIC)
             image[..., 1:] //= 2
             cv2.imwrite(str(f), image)
         run = train_emotion(config(data, tmp_path / "runs", epochs=1, in_chans=3, name=name))
         meta = load_checkpoint(run / "weights/best.pt")["meta"]["preprocess"]
         assert meta["grey"] is not tint  # the pipeline turns real faces grey only for a grey-trained head
+        assert meta["source_size"] == (72 if tint else 48)  # and no sharper than the training faces
 
 
 @pytest.mark.slow
