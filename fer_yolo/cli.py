@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--imgsz", type=int, default=320, help="YOLO inference size (default 320)")
     ed.add_argument("--conf", type=float, default=0.01, help="YOLO confidence floor for AP (default 0.01)")
     ed.add_argument(
+        "--max-det",
+        type=int,
+        default=1000,
+        help="YOLO faces kept per image (default 1000: WIDER FACE val images hold up to 709 faces)",
+    )
+    ed.add_argument(
         "--compare",
         nargs="*",
         default=["mtcnn"],
@@ -289,7 +295,8 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
 
     specs = list(args.compare)
     if args.weights:
-        specs.insert(0, f"yolo:weights={args.weights!r},imgsz={args.imgsz},conf={args.conf}")
+        settings = f"weights={args.weights!r},imgsz={args.imgsz},conf={args.conf},max_det={args.max_det}"
+        specs.insert(0, f"yolo:{settings}")
     if not specs:
         raise ConfigError("nothing to evaluate", "pass --weights and/or --compare")
     root = Path(args.widerface) if args.widerface else data_root() / "widerface"

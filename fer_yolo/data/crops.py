@@ -115,7 +115,8 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
 def _decode(path: Path, in_chans: int) -> np.ndarray | None:
     """An image file as uint8 (h, w) grey or (h, w, 3) RGB, or None if it cannot be decoded."""
     data = np.fromfile(path, np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR) if data.size else None
+    flag = cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR
+    img = cv2.imdecode(data, flag) if data.size else None
     return img if img is None or in_chans == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -65,6 +65,7 @@ def test_sharp_faces_reach_the_network_as_sharp_as_its_training_faces(fer2013: P
     direct = Preprocess(96, 1).prepare_crops([sharp])[0, ..., 0].astype(int)
     assert np.abs(seen - trained_on).mean() < 0.5 * np.abs(direct - trained_on).mean()
     small = face[:30, :30]  # smaller than the training faces: brought up directly
-    assert np.array_equal(resize_face(small, 96, 48), cv2.resize(small, (96, 96), interpolation=cv2.INTER_LINEAR))
+    up = cv2.resize(small, (96, 96), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(resize_face(small, 96, 48), up)
     assert Preprocess.from_dict({"input_size": 96, "in_chans": 1, "mean": [0], "std": [1]}).source_size == 48
     assert Preprocess.from_dict(Preprocess(96, 1, source_size=0).to_dict()).source_size == 0

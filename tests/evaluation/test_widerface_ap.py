@@ -227,3 +227,22 @@ def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeyp
     assert (tmp_path / "pr.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="unknown detector"):
         evaluate_detectors(["nope"], widerface, split, tmp_path, limit=4)
+
+
+def test_eval_detector_counts_every_face_of_a_crowd(widerface, tmp_path):
+    from fer_yolo.cli import main
+    from fer_yolo.utils.paths import default_weights
+
+    crowd = "./val/images/2--Demonstration/2_Demonstration_Demonstration_Or_Protest_2_687.webp"  # 709 faces
+    split = tmp_path / "crowd.txt"
+    split.write_text(crowd + "\n")
+    weights = str(default_weights("detector"))
+    for max_det in (300, None):  # None: the command's default
+        flag = ["--max-det", str(max_det)] if max_det else []
+        args = ["eval", "detector", "--weights", weights, "--compare", "--split", str(split), *flag]
+        assert main([*args, "--widerface", str(widerface), "--out", str(tmp_path / str(max_det))]) == 0
+    capped, full = (
+        json.loads((tmp_path / f"{m}/results.json").read_text())["results"][0] for m in (300, None)
+    )
+    assert capped["detections"] == 300 < full["detections"] <= 1000
+    assert full["hard"] > capped["hard"]
