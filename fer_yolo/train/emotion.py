@@ -231,7 +231,8 @@ def predict_logits(
     head trained on grey faces grey, as in the pipeline (`Preprocess.grey`).
     """
     if pre.grey and images_u8.shape[-1] == 3 and not is_grey(images_u8):
-        images_u8 = pre.prepare_crops(list(images_u8[..., ::-1]))  # RGB -> BGR, as prepare_crops takes
+        # only made grey: the crops are read at the input size and sharpness already; RGB -> BGR as it takes
+        images_u8 = replace(pre, source_size=0).prepare_crops(list(images_u8[..., ::-1]))
     model.eval()
     out = []
     for i in range(0, len(images_u8), batch):

@@ -89,7 +89,7 @@ def test_a_grey_trained_head_reads_colour_crops_grey_as_the_pipeline_does() -> N
     model = nn.Sequential(nn.Conv2d(3, len(EMOTIONS), 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     colour = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), np.uint8)  # RGB crops
     grey = np.stack([np.repeat(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) for c in colour])
-    pre = Preprocess(16, 3, (0.5,) * 3, (0.5,) * 3)
+    pre = Preprocess(16, 3, (0.5,) * 3, (0.5,) * 3, source_size=8)  # crops read at 16 px, no sharper than 8
     cpu = torch.device("cpu")
     assert np.allclose(predict_logits(model, colour, pre, cpu), predict_logits(model, grey, pre, cpu))
     colour_head = Preprocess(16, 3, (0.5,) * 3, (0.5,) * 3, grey=False)
