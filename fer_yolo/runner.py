@@ -25,7 +25,7 @@ from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 from fer_yolo.sources import FrameSource, ImageSource, open_sources
 from fer_yolo.utils.io import atomic_path, increment_dir, write_json
-from fer_yolo.utils.signals import deferred_interrupt
+from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 
 LOGGER = logging.getLogger(__name__)
 
@@ -215,12 +215,16 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     report = RunReport(run_dir)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
     stems: set[str] = set()
+    sources = open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped)
     try:
-        for source in open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped):
-            with source:
-                base = "predictions" if isinstance(source, ImageSource) else source.info.stem
-                stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
-                report.sources.append(process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet))
+        with terminate_as_interrupt():  # `kill` finalises the outputs as Ctrl-C does
+            for source in sources:
+                with source:
+                    base = "predictions" if isinstance(source, ImageSource) else source.info.stem
+                    stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
+                    report.sources.append(
+                        process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet)
+                    )
     except _Interrupted as e:
         report.sources.append(e.report)
         report.interrupted = True

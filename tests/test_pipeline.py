@@ -189,7 +189,8 @@ def test_cli_reports_unopenable_sources_without_traceback(
 
 
 @pytest.mark.slow
-def test_ctrl_c_finalises_every_output(cfg: dict, media: Path, tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_finalises_every_output(signum, cfg: dict, media: Path, tmp_path: Path):
     clip = media / "taiwan_vlog/vlog.mp4"  # 1,504 frames: far from done when interrupted
     proc = _stream(cfg, clip, tmp_path / "run")
     deadline = time.time() + 120
@@ -198,7 +199,7 @@ def test_ctrl_c_finalises_every_output(cfg: dict, media: Path, tmp_path: Path):
             proc.kill()
             pytest.fail(f"stream wrote {written} frames in 120 s (exit code {proc.poll()})")
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
     lines = (tmp_path / "run/vlog.jsonl").read_text().splitlines()

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from fer_yolo.utils.signals import deferred_interrupt
+from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 
 
 def test_ctrl_c_waits_for_the_block_then_interrupts():
@@ -37,3 +37,15 @@ def test_other_threads_run_the_block_as_is():
     t.start()
     t.join()
     assert errors == []
+
+
+def test_kill_acts_as_ctrl_c_and_waits_for_a_deferred_block():
+    before = signal.getsignal(signal.SIGTERM)
+    done = []
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        with deferred_interrupt():
+            signal.raise_signal(signal.SIGTERM)
+            done.append("all of it")
+        done.append("not this")
+    assert done == ["all of it"]
+    assert signal.getsignal(signal.SIGTERM) is before
