@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,17 @@ class FrameSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def public_url(uri: str) -> str:
+    """A stream URL without its user name and password: what logs, file names and outputs show.
+
+    Example:
+        >>> public_url("rtsp://admin:s3cret@10.0.0.5:554/stream1")
+        'rtsp://10.0.0.5:554/stream1'
+    """
+    parts = urllib.parse.urlsplit(uri)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else uri
 
 
 def _safe_stem(text: str) -> str:
@@ -182,7 +194,7 @@ class LiveSource(FrameSource):
         self.webcam = isinstance(uri, int)
         self.reconnect = reconnect and not self.webcam
         self.max_backoff_s, self.max_retries = max_backoff_s, max_retries
-        name = f"webcam {uri}" if self.webcam else str(uri)
+        name = f"webcam {uri}" if self.webcam else public_url(str(uri))  # credentials stay out of outputs
         self.cap = self._open()
         if self.cap is None:
             hint = (
@@ -200,7 +212,7 @@ class LiveSource(FrameSource):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(
             name=name,
-            stem=_safe_stem(f"webcam{uri}" if self.webcam else str(uri).split("://", 1)[-1]),
+            stem=_safe_stem(f"webcam{uri}" if self.webcam else name.split("://", 1)[-1]),
             fps=fps if 0 < fps < 1000 else 30.0,
             resolution_wh=(first.shape[1], first.shape[0]),
             total_frames=None,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fer_yolo.errors import SourceError
-from fer_yolo.sources import ImageSource, LiveSource, VideoFileSource, is_live, open_sources
+from fer_yolo.sources import ImageSource, LiveSource, VideoFileSource, is_live, open_sources, public_url
 from tests.helpers.marks import NO_WEBCAM
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 640x360, 29.97 fps, 275 frames
@@ -67,6 +67,15 @@ def test_glob_selects_matching_files(media: Path):
 def test_unopenable_sources_are_clear_errors(spec: str, message: str):
     with pytest.raises(SourceError, match=message):
         list(open_sources(spec))
+
+
+def test_stream_credentials_stay_out_of_names_and_errors():
+    assert public_url("rtsp://admin:s3cret@10.0.0.5:554/stream1") == "rtsp://10.0.0.5:554/stream1"
+    assert public_url("http://user@cam.local/x.mjpg?channel=2") == "http://cam.local/x.mjpg?channel=2"
+    assert public_url("rtsp://10.0.0.5/s") == "rtsp://10.0.0.5/s"
+    with pytest.raises(SourceError) as error:  # nothing listens on port 9: refused at once
+        list(open_sources("rtsp://admin:s3cret@127.0.0.1:9/stream"))
+    assert "rtsp://127.0.0.1:9/stream" in str(error.value) and "s3cret" not in str(error.value)
 
 
 def test_empty_folder_is_a_clear_error(tmp_path: Path):
