@@ -21,6 +21,7 @@ import cv2
 from tqdm.auto import tqdm
 
 from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.errors import SourceError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 from fer_yolo.sources import FrameSource, ImageSource, open_sources
@@ -173,7 +174,7 @@ def process_source(
             report[key] = getattr(source, key)
     if images:
         report["skipped"] = source.skipped
-        report["images"] = len(image_names)
+        report["images"] = n  # images read and processed, saved or not
     if interrupted:
         raise _Interrupted(report)
     return report
@@ -230,5 +231,9 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
         report.interrupted = True
     except KeyboardInterrupt:  # while opening a source
         report.interrupted = True
+    except SourceError:
+        if not any(run_dir.iterdir()):  # a wrong --source leaves no empty run folder behind
+            run_dir.rmdir()
+        raise
     write_json(run_dir / "report.json", report.to_dict())
     return report

@@ -140,6 +140,8 @@ def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pip
     assert [Path(s["file"]).name for s in saved["skipped"]] == ["broken.mp4"]
     assert [Path(f).name for f, _ in saved["sources"][0]["skipped"]] == ["broken.jpg"]
     assert saved["sources"][0]["images"] == 1
+    unsaved = run(pipeline, stream_cfg(cfg, folder, tmp_path, save=False), quiet=True)
+    assert unsaved.sources[0]["images"] == 1 and not (unsaved.run_dir / "images").exists()
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
@@ -186,6 +188,7 @@ def test_cli_reports_unopenable_sources_without_traceback(
     )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no empty run folder for the next run to count past
 
 
 @pytest.mark.slow
