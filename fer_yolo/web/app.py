@@ -175,7 +175,6 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         """The live source, annotated, as MJPEG (multipart/x-mixed-replace)."""
         if live is None:
             raise UploadError("no live source configured: start the server with --source", status=404)
-        live.start()
         return StreamingResponse(live.mjpeg(), media_type="multipart/x-mixed-replace; boundary=frame")
 
     @app.get("/api/live/stats")

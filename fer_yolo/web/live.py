@@ -2,7 +2,9 @@
 
 A webcam can be opened once, and several browser tabs must not multiply the work: the feed keeps only
 the newest annotated JPEG and a rolling window of emotion counts; each viewer streams the newest JPEG
-as MJPEG. A file source loops, so a recorded clip can stand in for a camera.
+as MJPEG. A file source loops, so a recorded clip can stand in for a camera. The feed runs while someone
+watches: it closes the source `idle_s` after the last viewer leaves, and a viewer arriving after it
+stopped (idle, or a source that failed) starts it again.
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ LOGGER = logging.getLogger(__name__)
 
 
 class LiveFeed:
-    """Runs the pipeline on `spec` in a daemon thread once started.
+    """Runs the pipeline on `spec` in a daemon thread while viewers are attached (see mjpeg).
 
     Args:
         pipeline: A pipeline of its own (fork the server's).
         spec: Source spec (webcam index, URL or file).
         window_s: Seconds of emotion history kept for the chart.
+        idle_s: Seconds the feed keeps running (and the camera open) after its last viewer left.
     """
 
-    def __init__(self, pipeline: Pipeline, spec: str, window_s: float = 60.0) -> None:
-        self.pipeline, self.spec, self.window_s = pipeline, spec, window_s
+    def __init__(self, pipeline: Pipeline, spec: str, window_s: float = 60.0, idle_s: float = 10.0) -> None:
+        self.pipeline, self.spec, self.window_s, self.idle_s = pipeline, spec, window_s, idle_s
         self.jpeg: bytes | None = None
         self.seq = 0
         self.error: str | None = None
@@ -44,16 +47,34 @@ class LiveFeed:
         self._history: deque[tuple[float, Counter]] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # set while the feed runs, under _cond
+        self._viewers, self._idle_since = 0, time.monotonic()
 
-    def start(self) -> None:
+    def _attach(self) -> None:
+        """A viewer arrives: (re)start the feed if it is not running."""
         with self._cond:
-            if self._thread is None:
+            self._viewers += 1
+            if self._thread is None and not self._stop.is_set():
+                self.error = None
                 self._thread = threading.Thread(target=self._run, name="live feed", daemon=True)
                 self._thread.start()
 
+    def _detach(self) -> None:
+        with self._cond:
+            self._viewers -= 1
+            if self._viewers == 0:
+                self._idle_since = time.monotonic()
+
+    def _idle(self) -> bool:
+        """True (and the feed marked stopped) when nobody has watched for idle_s; run by the feed thread."""
+        with self._cond:
+            if self._viewers or time.monotonic() - self._idle_since < self.idle_s:
+                return False
+            self._thread = None  # decided under the lock: a viewer arriving now starts a new thread
+            return True
+
     def _run(self) -> None:
-        annotator, rate = FaceAnnotator(), FrameRate()
+        annotator, rate, error = FaceAnnotator(), FrameRate(), None
         try:
             while not self._stop.is_set():
                 seq_before = self.seq
@@ -70,7 +91,7 @@ class LiveFeed:
                                 while self._history and now - self._history[0][0] > self.window_s:
                                     self._history.popleft()
                                 self._cond.notify_all()
-                            if self._stop.is_set():
+                            if self._stop.is_set() or self._idle():
                                 return
                             if not source.info.live:  # a looping file plays at its own frame rate
                                 due += 1 / (source.info.fps or 25)  # processing time included
@@ -79,28 +100,35 @@ class LiveFeed:
                 if self.seq == seq_before:  # the source gave no frame at all: do not spin
                     raise FerYoloError(f"{self.spec} gave no frames", "check the live source")
         except FerYoloError as e:
-            self.error = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
-            LOGGER.error("live feed stopped: %s", self.error)
+            error = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
+            LOGGER.error("live feed stopped: %s", error)
         except Exception as e:  # whatever stops the feed is shown on the page, never a silent stall
-            self.error = f"unexpected {type(e).__name__}: {e}"
+            error = f"unexpected {type(e).__name__}: {e}"
             LOGGER.exception("live feed stopped")
         finally:
-            with self._cond:
+            with self._cond:  # the error and the end of the thread at once: the next viewer starts anew
+                if self._thread is threading.current_thread():  # else _idle() has already ended it
+                    self._thread, self.error = None, error
                 self._cond.notify_all()
 
     async def mjpeg(self, boundary: str = "frame") -> AsyncIterator[bytes]:
         """multipart/x-mixed-replace parts, one per new annotated frame, until the feed stops.
 
-        Asynchronous, so a viewer waiting for frames (or gone) holds no worker thread.
+        Asynchronous, so a viewer waiting for frames (or gone) holds no worker thread. Each viewer keeps the
+        feed running; the first (re)starts it.
         """
-        seen = 0  # seq 0: no frame yet
-        while not self._stop.is_set() and self.error is None:
-            if self.seq == seen:
-                await asyncio.sleep(0.01)
-                continue
-            with self._cond:
-                seen, jpeg = self.seq, self.jpeg
-            yield b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+        self._attach()
+        try:
+            seen = self.seq  # only frames made from now on
+            while not self._stop.is_set() and self.error is None:
+                if self.seq == seen:
+                    await asyncio.sleep(0.01)
+                    continue
+                with self._cond:
+                    seen, jpeg = self.seq, self.jpeg
+                yield b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+        finally:
+            self._detach()
 
     def stats(self) -> dict:
         """Faces per emotion in each of the last seconds (for the rolling chart), and the feed's state."""
@@ -122,6 +150,7 @@ class LiveFeed:
     def stop(self) -> None:
         self._stop.set()
         with self._cond:
+            thread = self._thread
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if thread is not None:
+            thread.join(timeout=5)

@@ -181,7 +181,7 @@ async function pollVideo(url) {
 }
 
 // ---- live
-let liveStarted = false;
+let liveStarted = false, liveFailed = false, liveRetried = Date.now();
 function startLive() {
   if (!info.live) { $("live-off").hidden = false; return; }
   $("live-on").hidden = false;
@@ -195,7 +195,16 @@ async function drawLiveChart() {
   const response = await fetch("/api/live/stats");
   if (!response.ok) return;
   const stats = await response.json();
-  if (stats.error) { showMessage(`live source: ${stats.error}`); return; }
+  if (stats.error) {  // the feed stopped: show why, and reconnect (which restarts it) every 5 s
+    showMessage(`live source: ${stats.error}`);
+    liveFailed = true;
+    if (Date.now() - liveRetried > 5000) {
+      liveRetried = Date.now();
+      $("live-img").src = `/api/live.mjpg?t=${liveRetried}`;
+    }
+    return;
+  }
+  if (liveFailed) { liveFailed = false; showMessage(""); }  // it is back
   const canvas = $("live-chart"), ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 28, span = 60;
   ctx.clearRect(0, 0, w, h);

@@ -1,0 +1,71 @@
+"""The live page's feed on a real clip: it runs while watched, stops when nobody watches, and recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_yolo.config import load_config
+from fer_yolo.pipeline import Pipeline
+from fer_yolo.web.live import LiveFeed
+
+CLIP = "sihanwang_video/test.mp4"
+
+
+@pytest.fixture(scope="module")
+def pipeline(face_weights: Path, emotion_weights: Path) -> Pipeline:
+    over = {"pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights)}}
+    return Pipeline.from_config(load_config(overrides=over)["pipeline"])
+
+
+def watch(feed: LiveFeed, frames: int) -> int:
+    """View the feed as a browser tab does until `frames` JPEGs arrived (or the feed ended); the count."""
+
+    async def viewer() -> int:
+        stream, got = feed.mjpeg(), 0
+        async for part in stream:
+            got += part.count(b"\xff\xd8")
+            if got >= frames:
+                break
+        await stream.aclose()  # the tab is closed
+        return got
+
+    return asyncio.run(viewer())
+
+
+def wait_until(condition, seconds: float = 15.0) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_feed_runs_while_watched_and_starts_again_for_the_next_viewer(pipeline: Pipeline, media: Path):
+    feed = LiveFeed(pipeline.fork(), str(media / CLIP), idle_s=0.2)
+    try:
+        assert not feed.stats()["running"]  # nothing runs before someone watches
+        assert watch(feed, 2) == 2 and feed.stats()["running"]
+        wait_until(lambda: not feed.stats()["running"])  # nobody watching: the source is closed
+        seq = feed.seq
+        time.sleep(0.5)
+        assert feed.seq == seq  # and no frame is processed for nobody
+        assert watch(feed, 2) == 2 and feed.seq >= seq + 2
+    finally:
+        feed.stop()
+
+
+def test_a_source_that_failed_is_tried_again_by_the_next_viewer(pipeline: Pipeline, media: Path, tmp_path):
+    later = tmp_path / "camera.mp4"  # not there yet: a camera that is down
+    feed = LiveFeed(pipeline.fork(), str(later), idle_s=0.2)
+    try:
+        assert watch(feed, 1) == 0
+        wait_until(lambda: feed.stats()["error"] is not None)
+        assert "source not found" in feed.stats()["error"]
+        shutil.copy(media / CLIP, later)  # the camera is back
+        assert watch(feed, 2) == 2 and feed.stats()["error"] is None
+    finally:
+        feed.stop()
