@@ -114,18 +114,19 @@ class VideoFileSource(FrameSource):
     """
 
     def __init__(self, path: str | Path, vid_stride: int = 1) -> None:
-        self.path = Path(path)
+        url = isinstance(path, str) and is_video_url(path)  # a recorded video over http(s): FFmpeg reads it
+        name = public_url(path) if url else str(Path(path))
         self.vid_stride = max(1, int(vid_stride))
-        self.cap = cv2.VideoCapture(str(self.path))
+        self.cap = cv2.VideoCapture(path if url else name)
         if not self.cap.isOpened():
-            raise SourceError(f"cannot open video {self.path}", "check the path and that the file is a video")
+            raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0  # some containers report 0 or garbage
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.info = SourceInfo(
-            name=str(self.path),
-            stem=_safe_stem(self.path.stem),
+            name=name,
+            stem=_safe_stem(Path(urllib.parse.urlsplit(name).path if url else name).stem),
             fps=self.fps / self.vid_stride,
             resolution_wh=(w, h),
             total_frames=-(-n // self.vid_stride) if n > 0 else None,
@@ -322,9 +323,15 @@ def _expand(spec: str) -> list[Path]:
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
 
 
+def is_video_url(spec: str) -> bool:
+    """True for an http(s) URL of a video file (by its suffix): a recording, read to its end, not a stream."""
+    parts = urllib.parse.urlsplit(spec)
+    return parts.scheme.lower() in ("http", "https") and Path(parts.path).suffix.lower() in VIDEO_SUFFIXES
+
+
 def is_live(spec: str) -> bool:
-    """True for webcam indexes and stream URLs."""
-    return spec.isdigit() or spec.lower().startswith(STREAM_PREFIXES)
+    """True for webcam indexes and stream URLs (not http(s) URLs of video files)."""
+    return spec.isdigit() or (spec.lower().startswith(STREAM_PREFIXES) and not is_video_url(spec))
 
 
 def open_sources(
@@ -333,7 +340,8 @@ def open_sources(
     """Yield the sources a --source spec names, each opened only when reached.
 
     Args:
-        spec: Webcam index ("0"), stream URL, video or image file, folder (searched recursively) or glob.
+        spec: Webcam index ("0"), stream URL, video file (path or http(s) URL), image file, folder (searched
+            recursively) or glob.
         vid_stride: Keep every n-th frame of video files.
         reconnect: Re-open dropped network streams.
         skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
@@ -344,6 +352,9 @@ def open_sources(
     """
     if is_live(spec):
         yield LiveSource(int(spec) if spec.isdigit() else spec, reconnect=reconnect)
+        return
+    if is_video_url(spec):
+        yield VideoFileSource(spec, vid_stride)
         return
     files = _expand(spec)
     if not files:

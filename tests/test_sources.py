@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +81,27 @@ def test_stream_credentials_stay_out_of_names_and_errors():
     assert "rtsp://127.0.0.1:9/stream" in str(error.value) and "s3cret" not in str(error.value)
 
 
+def test_a_video_file_over_http_is_read_to_its_end(media: Path):
+    # http.server answers no Range requests: a clip FFmpeg reads without seeking (its index comes first)
+    handler = functools.partial(QuietHandler, directory=str(media / "sihanwang_video"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://user:s3cret@127.0.0.1:{server.server_address[1]}/test.mp4"
+        [source] = list(open_sources(url))
+        with source:
+            frames = list(source)
+        assert not source.info.live and source.info.stem == "test"
+        assert len(frames) == source.info.total_frames == 132 and "s3cret" not in source.info.name
+    finally:
+        server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 def test_empty_folder_is_a_clear_error(tmp_path: Path):
     with pytest.raises(SourceError, match="no images or videos"):
         list(open_sources(str(tmp_path)))
@@ -85,6 +109,7 @@ def test_empty_folder_is_a_clear_error(tmp_path: Path):
 
 def test_is_live():
     assert is_live("0") and is_live("rtsp://127.0.0.1:8554/x") and is_live("http://host/stream.mjpg")
+    assert not is_live("https://host/recordings/clip.MP4?sig=1")  # a recorded video: read to its end
     assert not is_live("video.mp4") and not is_live("folder/")
 
 
