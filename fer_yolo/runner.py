@@ -33,17 +33,20 @@ LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class RunReport:
-    """What a run did: its folder, per-source summaries, videos it could not open, whether Ctrl-C ended it."""
+    """What a run did: its folder, per-source summaries, videos it could not open, whether Ctrl-C or an error
+    ended it."""
 
     run_dir: Path
     sources: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    error: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "run_dir": str(self.run_dir),
             "interrupted": self.interrupted,
+            "error": self.error,
             "sources": self.sources,
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
         }
@@ -209,6 +212,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
 
     Raises:
         SourceError: The source does not exist or cannot be opened.
+        Exception: Whatever else stops the run, once report.json records it (`error`).
     """
     if cfg["show"] and not has_display():
         LOGGER.warning("--show ignored: no display here (outputs are still written)")
@@ -231,9 +235,13 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
         report.interrupted = True
     except KeyboardInterrupt:  # while opening a source
         report.interrupted = True
-    except SourceError:
-        if not any(run_dir.iterdir()):  # a wrong --source leaves no empty run folder behind
+    except Exception as e:
+        if isinstance(e, SourceError) and not any(run_dir.iterdir()):  # a wrong --source: no empty folder
             run_dir.rmdir()
+            raise
+        # The outputs hold every frame before the failing one (each is renamed complete); say why they end.
+        report.error = f"{type(e).__name__}: {e}"
+        write_json(run_dir / "report.json", report.to_dict())
         raise
     write_json(run_dir / "report.json", report.to_dict())
     return report

@@ -90,6 +90,26 @@ def test_stream_of_a_real_video_writes_video_timeline_and_summary(
     assert report.sources[0]["frames"] == 132 and not report.interrupted
 
 
+def test_an_error_mid_run_keeps_the_frames_before_it_and_says_why_they_end(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    results = pipeline.run
+
+    def fails_at_frame_5(source, batch=1):
+        for i, result in enumerate(results(source, batch)):
+            if i == 5:
+                raise OSError(28, "No space left on device")
+            yield result
+
+    monkeypatch.setattr(pipeline, "run", fails_at_frame_5)
+    with pytest.raises(OSError, match="No space"):
+        run(pipeline, stream_cfg(cfg, media / "sihanwang_video/test.mp4", tmp_path), quiet=True)
+    report = json.loads((tmp_path / "run/report.json").read_text())
+    assert report["error"] == "OSError: [Errno 28] No space left on device"
+    assert len((tmp_path / "run/test.jsonl").read_text().splitlines()) == 5
+    assert cv2.VideoCapture(str(tmp_path / "run/test.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5
+
+
 def test_ctrl_c_between_a_frames_writes_leaves_every_output_with_the_same_frames(
     cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
 ):
