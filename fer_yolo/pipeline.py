@@ -45,6 +45,7 @@ class Pipeline:
         conf: Confidence at which a face is reported (and starts a track).
         tracker: Tracks faces across video frames (None: every frame on its own).
         smoother: Per-track smoothing of probabilities (needs `tracker`).
+        max_faces: Most faces per frame, the most confident (None: all the detector returns).
 
     Example:
         >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
@@ -60,9 +61,10 @@ class Pipeline:
         conf: float = 0.4,
         tracker: FaceTracker | None = None,
         smoother: EmaSmoother | None = None,
+        max_faces: int | None = None,
     ) -> None:
         self.detector, self.classifier, self.conf = detector, classifier, conf
-        self.tracker, self.smoother = tracker, smoother
+        self.tracker, self.smoother, self.max_faces = tracker, smoother, max_faces
 
     @classmethod
     def from_config(cls, cfg: dict) -> Pipeline:
@@ -91,7 +93,7 @@ class Pipeline:
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
-        return cls(detector, classifier, cfg["conf"], tracker, smoother)
+        return cls(detector, classifier, cfg["conf"], tracker, smoother, cfg["max_faces"])
 
     def fork(self) -> Pipeline:
         """A pipeline sharing this one's models but with its own tracking state (one per concurrent video)."""
@@ -101,13 +103,19 @@ class Pipeline:
             else None
         )
         smoother = EmaSmoother(self.smoother.tau_s, self.smoother.max_age_s) if self.smoother else None
-        return Pipeline(self.detector, self.classifier, self.conf, tracker, smoother)
+        return Pipeline(self.detector, self.classifier, self.conf, tracker, smoother, self.max_faces)
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new video starts)."""
         for stage in (self.tracker, self.smoother):
             if stage is not None:
                 stage.reset()
+
+    def _most_confident(self, faces: sv.Detections) -> sv.Detections:
+        """At most max_faces faces, the most confident (any detector: MTCNN has no limit of its own)."""
+        if self.max_faces is None or len(faces) <= self.max_faces:
+            return faces
+        return faces[np.argsort(-faces.confidence, kind="stable")[: self.max_faces]]
 
     def process(self, image: np.ndarray, t_s: float = 0.0, track: bool = False) -> tuple[sv.Detections, dict]:
         """Faces and emotions of one BGR uint8 frame.
@@ -130,7 +138,7 @@ class Pipeline:
         Tracking and smoothing still go frame by frame, in order. Latencies are the batch's per frame.
         """
         t0 = time.perf_counter()
-        detected = self.detector.detect_batch(images)
+        detected = [self._most_confident(faces) for faces in self.detector.detect_batch(images)]
         t1 = time.perf_counter()
         faces_list = []
         for faces, t_s in zip(detected, times_s):

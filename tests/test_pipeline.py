@@ -64,6 +64,16 @@ def check_multi_face_photo(pipeline: Pipeline, media: Path) -> None:
     assert len(pipeline.process(blank)[0]) == 0
 
 
+def test_max_faces_keeps_the_most_confident_faces_with_either_detector(cfg: dict, media: Path):
+    image = cv2.imread(str(media / "facenet_pytorch/multiface.jpg"))  # 6 faces
+    for detector in ("yolo", "mtcnn"):
+        every = Pipeline.from_config(cfg["pipeline"] | {"detector": detector}).process(image)[0]
+        two = Pipeline.from_config(cfg["pipeline"] | {"detector": detector, "max_faces": 2})
+        kept = two.fork().process(image)[0]
+        assert len(every) == 6 and len(kept) == 2
+        assert np.allclose(np.sort(kept.confidence), np.sort(every.confidence)[-2:])
+
+
 @pytest.mark.slow
 def test_stream_of_a_real_video_writes_video_timeline_and_summary(
     cfg: dict, pipeline: Pipeline, media, tmp_path
