@@ -284,6 +284,32 @@ def test_widerface_ground_truth_to_yolo(widerface: Path, tmp_path: Path):
     assert sum(report["yolo"]["images"].values()) == 3
 
 
+def test_widerface_holdout_images_never_reach_a_converted_dataset(widerface: Path, tmp_path: Path):
+    lines = (widerface / "val/wider_face_val_bbx_gt.txt").read_text().splitlines()
+    gt, names, i = [], [], 0
+    for _ in range(3):  # a copy of the data's layout with three val images, one of them held out
+        n = int(lines[i + 1])
+        gt += lines[i : i + 2 + max(n, 1)]
+        names.append(lines[i])
+        i += 2 + max(n, 1)
+    root = tmp_path / "wider"
+    for name in names:
+        (root / "val/images" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(widerface / "val/images" / name, root / "val/images" / name)
+    (root / "val/wider_face_val_bbx_gt.txt").write_text("\n".join(gt) + "\n")
+    (root / "val_holdout.txt").write_text(f"./val/images/{names[1]}\n")
+    for split in ("keep", "re-split"):  # also when every image gets a new split
+        s = settings(kinds=["yolo"], classes="face", split=split)
+        report = convert(root, tmp_path / split, s, progress=False)
+        assert sum(report["yolo"]["images"].values()) == 2
+        [held] = [r for r in report["skipped"] if "held out" in r["reason"]]
+        assert held["source"].endswith(names[1])
+    (root / "train").mkdir()
+    (root / "train/wider_face_train_bbx_gt.txt").write_text("\n".join(gt) + "\n")
+    with pytest.raises(ConfigError, match="--images given"):  # whose images would it be?
+        convert(root, tmp_path / "two", settings(kinds=["yolo"], classes="face", images=str(root)))
+
+
 def test_unknown_layout_is_a_clear_error(tmp_path: Path):
     (tmp_path / "misc").mkdir()
     with pytest.raises(DatasetError, match="cannot tell the format"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_yolo.data.convert.items import Item
-from fer_yolo.errors import DatasetError
+from fer_yolo.errors import ConfigError, DatasetError
 
 GT_PATTERN = re.compile(r"wider_face_(train|val|test)_bbx_gt\.txt$")
 
@@ -63,24 +63,53 @@ def images_dir_for(gt: Path, images: Path | None) -> Path:
     return folder
 
 
+#: fer-yolo's WIDER FACE copy lists its evaluation-only images here, beside the train/ and val/ folders.
+HOLDOUT_LIST = "val_holdout.txt"
+
+
+def held_out_images(gt: Path) -> set[Path]:
+    """Images a HOLDOUT_LIST next to the ground truth's split folder (or in it) keeps for evaluation only."""
+    for folder in (gt.parent, gt.parent.parent):
+        if (listing := folder / HOLDOUT_LIST).is_file():
+            lines = (ln.strip() for ln in listing.read_text().splitlines())
+            return {(folder / ln).resolve() for ln in lines if ln}
+    return set()
+
+
 def list_widerface(
     root: Path, images: Path | None, min_size: float
 ) -> tuple[list[Item], list[tuple[str, str]]]:
     """Items for every image of every ground-truth file found; boxes smaller than min_size px dropped.
 
-    A file given by any other name is read as ground truth too; its images get the ratio split.
+    A file given by any other name is read as ground truth too; its images get the ratio split. Images in a
+    `val_holdout.txt` beside the data are left out (and listed as skipped): they are for `eval` only.
+
+    Raises:
+        DatasetError: No ground truth, or its images are missing.
+        ConfigError: --images with several ground-truth files (each has its own images folder).
     """
     gts = [root] if root.is_file() else find_gt_files(root)
     if not gts:
         raise DatasetError(
             f"no wider_face_*_bbx_gt.txt under {root}", "pass the ground-truth file or its folder"
         )
+    if images is not None and len(gts) > 1:
+        raise ConfigError(
+            f"--images given, but {len(gts)} ground-truth files were found under {root}",
+            "pass one wider_face_*_bbx_gt.txt with its --images, or no --images (<gt folder>/images)",
+        )
     items: list[Item] = []
+    skipped: list[tuple[str, str]] = []
     for gt in gts:
-        folder = images_dir_for(gt, images if len(gts) == 1 else None)
+        folder = images_dir_for(gt, images)
         split = match.group(1) if (match := GT_PATTERN.search(gt.name)) else None
+        held_out = held_out_images(gt)
         for name, rows in parse_wider_gt(gt):
+            path = folder / name
+            if held_out and path.resolve() in held_out:
+                skipped.append((str(path), f"held out for evaluation ({HOLDOUT_LIST})"))
+                continue
             keep = (rows[:, 2] >= min_size) & (rows[:, 3] >= min_size)
             xyxy = np.concatenate([rows[keep, :2], rows[keep, :2] + rows[keep, 2:4]], axis=1)
-            items.append(Item(str(folder / name), "scene", split, boxes=xyxy.tolist()))
-    return items, []
+            items.append(Item(str(path), "scene", split, boxes=xyxy.tolist()))
+    return items, skipped
