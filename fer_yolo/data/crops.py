@@ -113,8 +113,11 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
 
 
 def _decode(path: Path, in_chans: int) -> np.ndarray | None:
-    """An image file as uint8 (h, w) grey or (h, w, 3) RGB, or None if it cannot be decoded."""
-    data = np.fromfile(path, np.uint8)
+    """An image file as uint8 (h, w) grey or (h, w, 3) RGB, or None if it is missing or cannot be decoded."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:  # gone, or a folder: skipped and listed like an undecodable file
+        return None
     flag = cv2.IMREAD_GRAYSCALE if in_chans == 1 else cv2.IMREAD_COLOR
     img = cv2.imdecode(data, flag) if data.size else None
     return img if img is None or in_chans == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -166,7 +169,7 @@ def read_crops(
     for path, cid in files:
         img = _decode(path, in_chans)
         if img is None:
-            skipped.append((str(path), "cannot decode image"))
+            skipped.append((str(path), "cannot read or decode image"))
             continue
         sides.append(max(img.shape[:2]))
         images[len(labels)] = resize_face(img, size, source_size).reshape(size, size, in_chans)

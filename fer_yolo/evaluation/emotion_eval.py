@@ -52,10 +52,11 @@ def load_ferplus(
     for split in splits:
         files = [(Path(i.source), i.label) for i in items if i.split == split]
         crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}", pre.source_size)
-        if not len(crops):
+        if not len(crops) or len(crops.skipped) > len(files) // 2:
             raise DatasetError(
-                f"no usable FER+ {split} images under {fer2013_root}",
-                "check the FER2013 folder",
+                f"{len(crops.skipped)} of the {len(files)} FER2013 images FER+ labels for {split} are not "
+                f"readable under {fer2013_root}",
+                "FER+ labels FER2013's own image files: pass --data with the FER2013 image folders",
             )
         sets[FERPLUS_PREFIX + split] = crops
     return sets

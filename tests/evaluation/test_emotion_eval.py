@@ -15,7 +15,7 @@ from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
-from fer_yolo.errors import WeightsError
+from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_ferplus, plot_confusion
 from fer_yolo.train.emotion import predict_logits
 
@@ -154,3 +154,13 @@ def test_ferplus_labels_cover_each_fer2013_split_with_its_own_images(fer2013: Pa
         # The crowd relabels a real share of the images: FER2013's label is the folder name.
         same = np.mean([EMOTIONS.index(Path(p).parent.name) == y for p, y in zip(fp.paths, fp.labels)])
         assert 0.6 < same < 0.95
+
+
+def test_ferplus_needs_the_fer2013_image_files(fer2013: Path, ferplus: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "fer2013"  # PublicTest images with most of them missing: not FER2013's folders
+    for f in sorted((fer2013 / "test").glob("*/PublicTest_*.jpg"))[:1000]:
+        (partial / "test" / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (partial / "test" / f.parent.name / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(DatasetError, match="not readable") as error:
+        load_ferplus(partial, ferplus, ["val"], RAW)
+    assert "--data" in error.value.hint
