@@ -402,6 +402,10 @@ def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> 
     if resume:
         state, settings, run = read_last(resume)
         cfg = EmotionTrainConfig.from_dict(settings)
+        if state and (state["epoch"] >= cfg.epochs or state["stale"] >= cfg.patience):
+            why = "its last epoch" if state["epoch"] >= cfg.epochs else "early stop"
+            LOGGER.info("%s finished at epoch %d (%s): nothing to resume", run, state["epoch"], why)
+            return run
         check_teachers(cfg)
         keep_rows(run / "results.csv", state["epoch"] if state else 0)
     else:

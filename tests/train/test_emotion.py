@@ -26,7 +26,7 @@ from fer_yolo.train.emotion import (
     teacher_probs,
     train_emotion,
 )
-from fer_yolo.utils.io import load_checkpoint
+from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
 
 
@@ -133,6 +133,13 @@ def test_interrupted_training_resumes_as_if_never_stopped(small_fer: Path, tmp_p
     assert "resuming at epoch 2" in (run / "train.log").read_text()
     resumed = load_checkpoint(run / "weights/last.pt")
     assert resumed["epoch"] == 2 and resumed["step"] == 2 * first["step"]
+    early = resumed | {"epoch": 1, "stale": cfg.patience}  # as a run that stopped early at epoch 1 leaves it
+    save_checkpoint(run / "weights/last.pt", early)
+    before = (run / "results.csv").read_text()
+    assert train_emotion(cfg, resume=run) == run  # a finished run is left as it is
+    assert (run / "results.csv").read_text() == before and load_checkpoint(run / "weights/last.pt")[
+        "epoch"
+    ] == 1
 
     monkeypatch.chdir(tmp_path)
     straight_run = train_emotion(replace(cfg, name="straight"))
