@@ -324,15 +324,15 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.model_export import export_model
-    from fer_yolo.utils.paths import default_weights
+    from fer_yolo.utils.paths import default_weights, weights_names
 
     pipeline = cfg["pipeline"]  # without --weights: the pipeline's own two networks
     weights = args.weights or [
         pipeline["detector_weights"] or default_weights("detector"),
         pipeline["emotion_weights"] or default_weights("emotion"),
     ]
-    for w in weights:
-        result = export_model(w, args.out, args.opset)
+    for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
+        result = export_model(w, args.out, args.opset, name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
     return 0
 

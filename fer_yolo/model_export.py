@@ -77,8 +77,10 @@ def _kind(weights: Path) -> str:
     return "emotion" if isinstance(ckpt, dict) and "meta" in ckpt else "detector"
 
 
-def export_model(weights: str | Path, out_dir: str | Path, opset: int = 17) -> ExportResult:
-    """Export a face detector or emotion head to ONNX (fp32) in `out_dir`, as <weights stem>.onnx.
+def export_model(
+    weights: str | Path, out_dir: str | Path, opset: int = 17, name: str | None = None
+) -> ExportResult:
+    """Export a face detector or emotion head to ONNX (fp32) in `out_dir`, as <name or weights stem>.onnx.
 
     The export is run once through ONNX Runtime on a random batch and compared with PyTorch.
 
@@ -92,7 +94,7 @@ def export_model(weights: str | Path, out_dir: str | Path, opset: int = 17) -> E
         raise WeightsError(f"weights file not found: {weights}", "pass --weights with an existing file")
     kind = _kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
-    out = Path(out_dir) / f"{weights.stem}.onnx"
+    out = Path(out_dir) / f"{name or weights.stem}.onnx"
     if kind == "emotion":
         export_onnx(model, out, example, dynamic, opset)
     else:

@@ -67,3 +67,14 @@ def test_export_refuses_files_that_are_not_weights(tmp_path: Path):
     with pytest.raises(WeightsError, match="not found"):
         export_model(tmp_path / "missing.pt", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_two_runs_best_weights_export_to_two_files(emotion_weights: Path, tmp_path: Path):
+    from fer_yolo.cli import main
+
+    runs = [tmp_path / f"runs/{run}/weights/best.pt" for run in ("a", "b")]
+    for path in runs:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(emotion_weights.read_bytes())
+    assert main(["export", "--weights", *map(str, runs), "--out", str(tmp_path / "onnx")]) == 0
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["a_best.onnx", "b_best.onnx"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.emotion import predict_logits
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path, write_json, write_text
+from fer_yolo.utils.paths import weights_names
 
 LOGGER = logging.getLogger(__name__)
 
@@ -156,23 +157,6 @@ def plot_confusion(report: Mapping, out_png: str | os.PathLike, title: str = "")
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def model_names(weights: Sequence[str | Path]) -> list[str]:
-    """A distinct name per weights file: its stem, prefixed by its (run) folder where stems repeat.
-
-    Example:
-        >>> model_names(["runs/a/weights/best.pt", "runs/b/weights/best.pt", "weights/x.pt"])
-        ['a_best', 'b_best', 'x']
-    """
-    paths = [Path(w) for w in weights]
-    stems = [p.stem for p in paths]
-    names = []
-    for p in paths:
-        folder = (p.parent.parent if p.parent.name == "weights" else p.parent).name
-        name = f"{folder}_{p.stem}" if stems.count(p.stem) > 1 and folder else p.stem
-        names.append(name if name not in names else f"{name}_{len(names)}")
-    return names
-
-
 def evaluate_emotion_models(
     weights: list[str | Path],
     data: str | Path,
@@ -191,7 +175,7 @@ def evaluate_emotion_models(
     """
     out = Path(out)
     results: dict[str, dict] = {}
-    for w, name in zip(weights, model_names(weights)):
+    for w, name in zip(weights, weights_names(weights)):
         model, pre = load_emotion_model(w, device=select_device(device))
         reports = evaluate_emotion(model, pre, data, splits, device, tta, ferplus_root=ferplus_root)
         results[name] = {"weights": str(w), "tta": tta, "splits": reports}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from fer_yolo.errors import DatasetError
@@ -48,3 +49,20 @@ def default_weights(role: str) -> Path:
     env = os.environ.get("FER_YOLO_WEIGHTS")
     folder = Path(env).expanduser() if env else REPO_ROOT / "weights"
     return folder / SHIPPED_WEIGHTS[role]
+
+
+def weights_names(weights: Sequence[str | Path]) -> list[str]:
+    """A distinct name per weights file: its stem, prefixed by its (run) folder where stems repeat.
+
+    Example:
+        >>> weights_names(["runs/a/weights/best.pt", "runs/b/weights/best.pt", "weights/x.pt"])
+        ['a_best', 'b_best', 'x']
+    """
+    paths = [Path(w) for w in weights]
+    stems = [p.stem for p in paths]
+    names = []
+    for p in paths:
+        folder = (p.parent.parent if p.parent.name == "weights" else p.parent).name
+        name = f"{folder}_{p.stem}" if stems.count(p.stem) > 1 and folder else p.stem
+        names.append(name if name not in names else f"{name}_{len(names)}")
+    return names
