@@ -18,8 +18,17 @@ def defaults() -> dict:
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if default is None:
         return value
+    if value is None:  # `key:` left empty in a YAML file
+        if isinstance(default, (str, list)):
+            return type(default)()  # "" / []: nothing, as the defaults write it
+        raise ConfigError(f"{key} has no value", f"give a {type(default).__name__} or leave the key out")
+    if isinstance(default, float) and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-3 (no dot) as a string
+        except ValueError:
+            pass
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
@@ -88,11 +97,13 @@ def _drop_none(d: dict) -> dict:
 
 
 def parse_assignment(text: str) -> dict:
-    """'a.b=value' -> {'a': {'b': value}}, the value parsed as YAML (never eval'd)."""
+    """'a.b=value' -> {'a': {'b': value}}, the value parsed as YAML (never eval'd); 'a.b=' sets ''."""
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
     value: Any = yaml.safe_load(raw)
+    if value is None:  # key= or key=null: an empty value, not "not given" (None overrides are dropped)
+        value = ""
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fer_yolo.config import defaults, load_config, parse_assignment
 from fer_yolo.errors import ConfigError
@@ -25,11 +26,15 @@ def test_precedence_defaults_file_overrides(tmp_path: Path):
         ({"convert": {"color": 1}}, "convert.color must be true or false"),
         ({"nonsense": {}}, "unknown config key 'nonsense'"),
         ({"train_emotion": {"augment": 3}}, "must be a mapping"),
+        ({"train_emotion": {"epochs": None}}, "train_emotion.epochs has no value"),
+        ({"train_emotion": {"lr": "fast"}}, "train_emotion.lr must be float"),
     ],
 )
-def test_bad_values_are_rejected(overrides, match):
+def test_bad_values_are_rejected(overrides, match, tmp_path: Path):
+    file = tmp_path / "cfg.yaml"  # from a file: a None override would mean "not given"
+    file.write_text(yaml.safe_dump(overrides))
     with pytest.raises(ConfigError, match=match):
-        load_config(overrides=overrides)
+        load_config([file])
 
 
 def test_int_is_accepted_for_float_and_set_parses_yaml():
@@ -37,6 +42,15 @@ def test_int_is_accepted_for_float_and_set_parses_yaml():
     assert parse_assignment("train_emotion.augment.flip=0") == {"train_emotion": {"augment": {"flip": 0}}}
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignment("convert.size")
+
+
+def test_empty_values_and_exponents_read_as_meant(tmp_path: Path):
+    file = tmp_path / "cfg.yaml"
+    file.write_text("train_emotion:\n  init: weights/x.pt\n  lr: 1e-3\n  teachers:\n")
+    cfg = load_config([file])["train_emotion"]
+    assert cfg["lr"] == 0.001 and cfg["teachers"] == [] and cfg["init"] == "weights/x.pt"
+    for text in ("train_emotion.init=", "train_emotion.init=null"):  # no init, rather than the file's
+        assert load_config([file], parse_assignment(text))["train_emotion"]["init"] == ""
 
 
 @pytest.mark.parametrize(
