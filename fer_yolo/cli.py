@@ -274,15 +274,31 @@ def run_convert(args: argparse.Namespace, cfg: dict) -> int:
     return 0
 
 
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """--resume continues a run with its saved settings: only --device may change (the run moved machine)."""
+    given = [
+        f"--{k}"
+        for k in ("data", "model", "epochs", "batch", "init", "name", "imgsz")
+        if getattr(args, k, None)
+    ]
+    given += ["--config/--set"] if args.config or args.set else []
+    if args.resume and given:
+        raise ConfigError(
+            f"--resume continues the run with its saved settings; {', '.join(given)} cannot change them",
+            "leave them out (--device may be given), or start a new run from its weights with --init",
+        )
+
+
 def run_train(args: argparse.Namespace, cfg: dict) -> int:
+    _check_resume_flags(args)
     if args.target == "detector":
         from fer_yolo.train.detector import DetectorTrainConfig, train_detector
 
-        run = train_detector(DetectorTrainConfig(**cfg["train_detector"]), resume=args.resume)
+        run = train_detector(DetectorTrainConfig(**cfg["train_detector"]), args.resume, args.device)
     else:
         from fer_yolo.train.emotion import EmotionTrainConfig, train_emotion
 
-        run = train_emotion(EmotionTrainConfig.from_dict(cfg["train_emotion"]), resume=args.resume)
+        run = train_emotion(EmotionTrainConfig.from_dict(cfg["train_emotion"]), args.resume, args.device)
     print(f"run folder: {run}")
     return 0
 

@@ -38,6 +38,14 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
         (["eval", "detector", "--compare", "nope"], "unknown detector 'nope'"),
         (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
         (["train", "emotion", "--resume", "missing_run"], "nothing to resume"),
+        (
+            ["train", "emotion", "--resume", "run", "--epochs", "60"],
+            "--resume continues the run with its saved settings; --epochs cannot",
+        ),
+        (
+            ["train", "detector", "--resume", "run", "--set", "train_detector.lr0=0.1"],
+            "--resume continues the run with its saved settings; --config/--set",
+        ),
         (["convert", "missing_dir", "-o", "out"], "input not found"),
         (["export", "--weights", "missing.pt"], "weights file not found"),
     ],

@@ -70,12 +70,15 @@ def _refused_as_weights_error(path: str | Path) -> Iterator[None]:
         ) from e
 
 
-def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -> Path:
+def train_detector(
+    cfg: DetectorTrainConfig, resume: str | Path | None = None, device: str | None = None
+) -> Path:
     """Train (or resume) a YOLO face detector; returns the run folder (weights/best.pt inside).
 
     Args:
         cfg: Run settings.
         resume: A run folder or its weights/last.pt; its own saved settings are used.
+        device: With `resume`, the device to continue on (a run moved to another machine).
 
     Raises:
         DatasetError: The data.yaml does not exist.
@@ -94,7 +97,7 @@ def train_detector(cfg: DetectorTrainConfig, resume: str | Path | None = None) -
         with _refused_as_weights_error(last):
             model = YOLO(str(last))
         model.add_callback("on_train_start", _thread_callback(cfg.threads))
-        model.train(resume=True)
+        model.train(resume=True, **({"device": device} if device else {}))
         return Path(model.trainer.save_dir)
     if not Path(cfg.data).expanduser().is_file():
         raise DatasetError(

@@ -392,16 +392,19 @@ def run_log(run: Path) -> Iterator[None]:
         handler.close()
 
 
-def train_emotion(cfg: EmotionTrainConfig, resume: str | Path | None = None) -> Path:
+def train_emotion(
+    cfg: EmotionTrainConfig, resume: str | Path | None = None, device: str | None = None
+) -> Path:
     """Train an emotion classifier; returns the run folder.
 
     Args:
         cfg: Run settings.
         resume: A run folder or its weights/last.pt to continue from (settings come from it).
+        device: With `resume`, the device to continue on (a run moved to another machine).
     """
     if resume:
         state, settings, run = read_last(resume)
-        cfg = EmotionTrainConfig.from_dict(settings)
+        cfg = EmotionTrainConfig.from_dict(settings | ({"device": device} if device else {}))
         if state and (state["epoch"] >= cfg.epochs or state["stale"] >= cfg.patience):
             why = "its last epoch" if state["epoch"] >= cfg.epochs else "early stop"
             LOGGER.info("%s finished at epoch %d (%s): nothing to resume", run, state["epoch"], why)
