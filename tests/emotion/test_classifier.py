@@ -66,12 +66,15 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
     shipped_path = default_weights("emotion")
     shipped = load_checkpoint(shipped_path)
     state = shipped["state_dict"]
+    # An average of the shipped file with itself: the same weights, and a file that is itself an average.
+    first_path = save_emotion_weights([shipped_path, shipped_path], tmp_path / "first.pt", note="first")
+    first = load_checkpoint(first_path)
     tripled = {k: v.float() * 3 if v.is_floating_point() else v + 7 for k, v in state.items()}
     run_meta = {k: v for k, v in shipped["meta"].items() if k != "averaged"}  # one run's facts:
     run_meta |= {"epoch": 4, "val": {"accuracy": 0.5}}
     run_meta["preprocess"] = run_meta["preprocess"] | {"grey": True}  # a newer run says what older files mean
     save_checkpoint(tmp_path / "b.pt", {"state_dict": tripled, "meta": run_meta})
-    out = save_emotion_weights([shipped_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
+    out = save_emotion_weights([first_path, tmp_path / "b.pt"], tmp_path / "soup.pt", note="x")
     soup = load_checkpoint(out)
     for k, v in state.items():
         assert soup["state_dict"][k].dtype == v.dtype  # fp16 weights, int64 BatchNorm counters
@@ -81,11 +84,12 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
             assert torch.equal(soup["state_dict"][k], v)  # counters are taken from the first file
     meta = soup["meta"]
     assert "epoch" not in meta and "val" not in meta and meta["note"] == "x"  # not the first file's note
-    assert "source" not in meta and meta["averaged"][0]["source"] == str(shipped_path)
-    assert meta["averaged"][0]["note"] == shipped["meta"]["note"]
-    assert [a.get("epoch") for a in meta["averaged"]] == [shipped["meta"].get("epoch"), 4]
-    # The shipped file is itself an average: its sources stay listed under it, one level down.
-    assert meta["averaged"][0]["averaged"] == shipped["meta"]["averaged"]
+    assert "source" not in meta and meta["averaged"][0]["source"] == str(first_path)
+    assert meta["averaged"][0]["note"] == "first"
+    assert [a.get("epoch") for a in meta["averaged"]] == [None, 4]
+    # The first file is itself an average: its sources stay listed under it, one level down.
+    assert meta["averaged"][0]["averaged"] == first["meta"]["averaged"]
+    assert [a["source"] for a in first["meta"]["averaged"]] == [str(shipped_path)] * 2
     assert "averaged" not in meta["averaged"][1]
     other = shipped["meta"] | {"preprocess": shipped["meta"]["preprocess"] | {"input_size": 64}}
     save_checkpoint(tmp_path / "c.pt", {"state_dict": tripled, "meta": other})
