@@ -5,6 +5,7 @@ frame -> face detector -> tracker (video) -> emotion head (one batch per frame) 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,12 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
+from fer_yolo.config import defaults
 from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.smoothing import EmaSmoother
 from fer_yolo.sources import Frame, FrameSource
 from fer_yolo.tracking import FaceTracker
+
+LOGGER = logging.getLogger(__name__)
+#: `pipeline` settings that only the YOLO detector reads.
+YOLO_ONLY = ("detector_weights", "imgsz", "iou", "low_conf")
 
 
 @dataclass
@@ -82,6 +88,12 @@ class Pipeline:
                 backend=cfg["backend"],
             )
         else:
+            default = defaults()["pipeline"]
+            ignored = [f"{k}={cfg[k]!r}" for k in YOLO_ONLY if cfg[k] != default[k]]
+            if ignored:
+                LOGGER.warning(
+                    "ignored with detector %s (YOLO only): %s", cfg["detector"], ", ".join(ignored)
+                )
             detector = build_detector(cfg["detector"], device=cfg["device"])
         classifier = EmotionClassifier(
             cfg["emotion_weights"] or None,

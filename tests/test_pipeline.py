@@ -74,6 +74,15 @@ def test_max_faces_keeps_the_most_confident_faces_with_either_detector(cfg: dict
         assert np.allclose(np.sort(kept.confidence), np.sort(every.confidence)[-2:])
 
 
+def test_yolo_only_settings_given_with_mtcnn_are_reported_as_ignored(cfg: dict, caplog):
+    mtcnn = cfg["pipeline"] | {"detector": "mtcnn", "detector_weights": ""}
+    with caplog.at_level("WARNING", logger="fer_yolo.pipeline"):
+        Pipeline.from_config(mtcnn)
+        assert not caplog.records
+        Pipeline.from_config(mtcnn | {"imgsz": 640, "iou": 0.5})  # iou is at its default
+    assert [r.getMessage() for r in caplog.records] == ["ignored with detector mtcnn (YOLO only): imgsz=640"]
+
+
 @pytest.mark.slow
 def test_stream_of_a_real_video_writes_video_timeline_and_summary(
     cfg: dict, pipeline: Pipeline, media, tmp_path
