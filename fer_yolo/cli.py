@@ -369,7 +369,8 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
         extra = f", {s['dropped']} dropped" if "dropped" in s else ""
         skipped = f", {len(s['skipped'])} unreadable skipped" if s.get("skipped") else ""
         print(
-            f"{s['source']}: {s['frames']} frames, {s['fps']} fps, {s['faces_tracks']} tracks{extra}{skipped}"
+            f"{s['source']}: {s['frames']} frames, {s['faces']} faces ({s['faces_tracks']} tracks), "
+            f"{s['fps']} fps{extra}{skipped}"
         )
     for file, reason in report.skipped:
         print(f"{file}: skipped, {reason}")

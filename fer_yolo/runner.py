@@ -169,6 +169,7 @@ def process_source(
         "frames": n,
         "seconds": round(elapsed, 2),
         "fps": round(n / elapsed, 2) if elapsed else None,
+        "faces": summary.faces,
         "faces_tracks": len(summary.tracks),
         "outputs": sorted(p.name for p in files.values() if p is not None and p.is_file()),
     }

@@ -134,7 +134,8 @@ class TimelineSink:
 
 
 class RunSummary:
-    """Per-track dominant emotion and durations, and emotion shares per second, built as frames pass.
+    """Faces per top emotion, per-track dominant emotion and durations, and emotion shares per second,
+    built as frames pass.
 
     Args:
         fps: Source frame rate (a face seen in one frame counts 1/fps seconds), or None (images).
@@ -145,7 +146,13 @@ class RunSummary:
         self.frames = 0
         self._last_t: float | None = None
         self.tracks: dict[int, dict] = {}
+        self.emotions: Counter = Counter()  # emotion -> faces (face-frames) it was the top emotion of
         self._buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+
+    @property
+    def faces(self) -> int:
+        """Faces seen so far (a face in n frames counts n times)."""
+        return sum(self.emotions.values())
 
     def add(self, t_s: float, faces: sv.Detections) -> None:
         # Each frame stands for the time since the previous one (1/fps for the first): right for strided
@@ -159,6 +166,7 @@ class RunSummary:
         ids = faces.tracker_id if faces.tracker_id is not None else np.full(len(faces), -1)
         for tid, p in zip(ids.tolist(), probs):
             emotion = EMOTIONS[int(p.argmax())]
+            self.emotions[emotion] += 1
             self._buckets[int(t_s)][emotion] += 1
             if tid < 0:
                 continue
@@ -181,7 +189,13 @@ class RunSummary:
                     "emotion_s": {e: round(t["seconds"][e], 2) for e in EMOTIONS if t["seconds"][e]},
                 }
             )
-        return {"frames": self.frames, "fps": self.fps, "tracks": tracks}
+        return {
+            "frames": self.frames,
+            "fps": self.fps,
+            "faces": self.faces,
+            "emotions": {e: self.emotions[e] for e in EMOTIONS if self.emotions[e]},
+            "tracks": tracks,
+        }
 
     def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
         """Write the summary JSON and, when there were faces, the emotions-over-time plot."""

@@ -166,6 +166,10 @@ def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pi
             cv2.imread(str(media / "face_recognition" / name)),
         )
         assert annotated.shape == original.shape and not np.array_equal(annotated, original)
+    summary = json.loads((out / "predictions_summary.json").read_text())
+    top = Counter(f["emotion"] for r in records for f in r["faces"])
+    assert summary["faces"] == report.sources[0]["faces"] == sum(counts.values()) == sum(top.values())
+    assert summary["emotions"] == {e: top[e] for e in EMOTIONS if top[e]} and summary["tracks"] == []
 
 
 def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pipeline, media, tmp_path):

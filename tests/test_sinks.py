@@ -60,6 +60,7 @@ def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: P
     summary.write(tmp_path / "s.json", tmp_path / "s.png")
     out = json.loads((tmp_path / "s.json").read_text())
     assert out["frames"] == 10 and len(out["tracks"]) == 1  # faces not yet on a track have no entry
+    assert out["faces"] == 20 and out["emotions"] == {"angry": 10, "happy": 7, "sad": 3}  # every face counts
     track = out["tracks"][0]
     assert track["dominant_emotion"] == "happy" and track["emotion_s"] == {"happy": 0.7, "sad": 0.3}
     assert track["first_t_s"] == 0.0 and track["last_t_s"] == 0.9
