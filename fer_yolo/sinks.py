@@ -146,13 +146,17 @@ class RunSummary:
         self.frames = 0
         self._last_t: float | None = None
         self.tracks: dict[int, dict] = {}
-        self.emotions: Counter = Counter()  # emotion -> faces (face-frames) it was the top emotion of
         self._buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+
+    @property
+    def emotions(self) -> Counter:
+        """Emotion -> faces it was the top emotion of (a face in n frames counts n times)."""
+        return sum(self._buckets.values(), Counter())
 
     @property
     def faces(self) -> int:
         """Faces seen so far (a face in n frames counts n times)."""
-        return sum(self.emotions.values())
+        return self.emotions.total()
 
     def add(self, t_s: float, faces: sv.Detections) -> None:
         # Each frame stands for the time since the previous one (1/fps for the first): right for strided
@@ -166,7 +170,6 @@ class RunSummary:
         ids = faces.tracker_id if faces.tracker_id is not None else np.full(len(faces), -1)
         for tid, p in zip(ids.tolist(), probs):
             emotion = EMOTIONS[int(p.argmax())]
-            self.emotions[emotion] += 1
             self._buckets[int(t_s)][emotion] += 1
             if tid < 0:
                 continue
@@ -189,11 +192,12 @@ class RunSummary:
                     "emotion_s": {e: round(t["seconds"][e], 2) for e in EMOTIONS if t["seconds"][e]},
                 }
             )
+        emotions = self.emotions
         return {
             "frames": self.frames,
             "fps": self.fps,
-            "faces": self.faces,
-            "emotions": {e: self.emotions[e] for e in EMOTIONS if self.emotions[e]},
+            "faces": emotions.total(),
+            "emotions": {e: emotions[e] for e in EMOTIONS if emotions[e]},
             "tracks": tracks,
         }
 
