@@ -11,7 +11,7 @@ from pathlib import Path
 from fer_yolo import __version__
 from fer_yolo.config import defaults, load_config, parse_assignment
 from fer_yolo.emotion.preprocess import TTA_MODES
-from fer_yolo.errors import ConfigError, FerYoloError
+from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
 
 
@@ -368,9 +368,10 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
     for s in report.sources:
         extra = f", {s['dropped']} dropped" if "dropped" in s else ""
         skipped = f", {len(s['skipped'])} unreadable skipped" if s.get("skipped") else ""
+        incomplete = f" ({s['incomplete']})" if "incomplete" in s else ""
         print(
             f"{s['source']}: {s['frames']} frames, {s['faces']} faces ({s['faces_tracks']} tracks), "
-            f"{s['fps']} fps{extra}{skipped}"
+            f"{s['fps']} fps{extra}{skipped}{incomplete}"
         )
     for file, reason in report.skipped:
         print(f"{file}: skipped, {reason}")
@@ -378,6 +379,8 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
     if report.interrupted:
         print("interrupted: every output written so far is complete", file=sys.stderr)
         return 130
+    if not report.sources:
+        raise SourceError("no source could be read", "see the skipped files above and report.json")
     return 0
 
 

@@ -11,6 +11,39 @@ import yaml
 
 from fer_yolo.errors import ConfigError
 
+INF = float("inf")
+# Inclusive numeric ranges, checked once the config is assembled: out of range is refused, never clamped.
+# (convert checks its own section in data.convert.engine.ConvertSettings.check.)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "pipeline.imgsz": (32, 4096),
+    "pipeline.conf": (0, 1),
+    "pipeline.low_conf": (0, 1),
+    "pipeline.iou": (0, 1),
+    "pipeline.max_faces": (1, INF),
+    "pipeline.margin": (0, 2),
+    "pipeline.track_buffer_s": (0, INF),
+    "pipeline.smoothing_s": (0, INF),
+    "stream.vid_stride": (1, INF),
+    "stream.batch": (1, INF),
+    "stream.max_frames": (0, INF),
+    "serve.port": (0, 65535),
+    "serve.max_image_mb": (0.001, INF),
+    "serve.max_video_mb": (0.001, INF),
+    "serve.max_video_frames": (1, INF),
+    "serve.job_ttl_s": (0, INF),
+    "serve.max_jobs": (1, INF),
+    "train_emotion.input_size": (16, 1024),
+    "train_emotion.epochs": (1, INF),
+    "train_emotion.batch": (2, INF),
+    "train_emotion.lr": (1e-9, INF),
+    "train_emotion.label_smoothing": (0, 1),
+    "train_emotion.ema_decay": (0, 1),
+    "train_emotion.patience": (1, INF),
+    "train_emotion.threads": (0, INF),
+    "train_detector.imgsz": (32, 4096),
+    "train_detector.epochs": (1, INF),
+}
+
 
 def defaults() -> dict:
     """The packaged defaults (a fresh copy)."""
@@ -89,7 +122,28 @@ def load_config(files: list[str | Path] | tuple = (), overrides: dict | None = N
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path} must be a mapping of sections")
         cfg = merge(cfg, loaded)
-    return merge(cfg, _drop_none(overrides or {}))
+    cfg = merge(cfg, _drop_none(overrides or {}))
+    check_bounds(cfg)
+    return cfg
+
+
+def check_bounds(cfg: dict) -> None:
+    """Raise ConfigError for the first value of `cfg` outside its range in BOUNDS.
+
+    Example:
+        >>> check_bounds({"stream": {"vid_stride": 0}})
+        Traceback (most recent call last):
+        ...
+        fer_yolo.errors.ConfigError: stream.vid_stride must be >= 1, got 0
+    """
+    for key, (low, high) in BOUNDS.items():
+        section, name = key.split(".")
+        value = cfg.get(section, {}).get(name)
+        if value is None or low <= value <= high:
+            continue
+        if high == INF:
+            raise ConfigError(f"{key} must be >= {low:g}, got {value!r}")
+        raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got {value!r}")
 
 
 def _drop_none(d: dict) -> dict:

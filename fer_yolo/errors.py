@@ -34,3 +34,7 @@ class WeightsError(FerYoloError):
 
 class SourceError(FerYoloError):
     """A video, stream, camera or image source that cannot be opened or read."""
+
+
+class UnreadableSource(SourceError):
+    """A video file or image list that opened but yielded no frame (truncated, corrupt, not an image)."""

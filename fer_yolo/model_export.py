@@ -34,11 +34,15 @@ class ExportResult:
 def _emotion(weights: Path) -> tuple[torch.nn.Module, torch.Tensor, dict, dict[str, str]]:
     model, pre = load_emotion_model(weights, torch.device("cpu"))
     s, c = pre.input_size, pre.in_chans
+    if c == 1:
+        crops = "square grey face crops"
+    else:
+        crops = "square face crops made grey, as 3 equal channels" if pre.grey else "square face crops, RGB"
     metadata = {
         "kind": "emotion",
         "class_names": json.dumps(list(EMOTIONS)),
         "preprocess": json.dumps(pre.to_dict()),
-        "input": f"float32 (batch, {c}, {s}, {s}): square {'grey ' if pre.grey else ''}face crops, RGB, "
+        "input": f"float32 (batch, {c}, {s}, {s}): {crops}, "
         + (f"larger ones reduced to {pre.source_size} px first, " if 0 < pre.source_size < s else "")
         + "scaled to 0-1, then (x - mean) / std",
         "output": f"float32 (batch, {len(EMOTIONS)}) logits (softmax gives probabilities)",

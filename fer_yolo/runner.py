@@ -21,7 +21,7 @@ import cv2
 from tqdm.auto import tqdm
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.errors import SourceError
+from fer_yolo.errors import SourceError, UnreadableSource
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 from fer_yolo.sources import FrameSource, ImageSource, open_sources
@@ -103,6 +103,7 @@ def process_source(
 
     Raises:
         _Interrupted: Ctrl-C; carries the report of what was finalised.
+        UnreadableSource: A file source yielded no frame (its outputs are removed).
     """
     info = source.info
     images = isinstance(source, ImageSource)
@@ -123,7 +124,7 @@ def process_source(
     summary, rate = RunSummary(info.fps), FrameRate()
     show = cfg["show"] and has_display()
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
-    interrupted, t0, n = False, time.perf_counter(), 0
+    interrupted, stopped, t0, n = False, False, time.perf_counter(), 0
     with timeline, video as writer:
         try:
             for result in pipeline.run(source, cfg["batch"]):
@@ -146,6 +147,7 @@ def process_source(
                 if show:
                     cv2.imshow("fer-yolo", annotated)
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        stopped = True
                         break
                 bar.update(1)
                 if on_frame is not None:
@@ -155,6 +157,7 @@ def process_source(
                         fps=f"{fps or 0:.1f}", faces=len(faces), dropped=getattr(source, "dropped", 0)
                     )
                 if cfg["max_frames"] and n >= cfg["max_frames"]:
+                    stopped = True
                     break
         except KeyboardInterrupt:
             interrupted = True
@@ -163,6 +166,12 @@ def process_source(
             if show:
                 cv2.destroyAllWindows()
     elapsed = time.perf_counter() - t0
+    if n == 0 and not info.live and not interrupted:  # nothing decoded: leave no empty outputs behind
+        for path in files.values():
+            if path is not None:
+                path.unlink(missing_ok=True)
+        reason = "no image could be read" if images else "no frame could be decoded (truncated or corrupt?)"
+        raise UnreadableSource(reason, "check the file: it opened but held nothing fer-yolo could decode")
     summary.write(files["summary"], files["chart"])
     report = {
         "source": info.name,
@@ -176,6 +185,11 @@ def process_source(
     for key in ("dropped", "reconnects"):
         if hasattr(source, key):
             report[key] = getattr(source, key)
+    expected = info.total_frames
+    # A file that ends well short of the frame count in its header is cut off (the count may be off by a few).
+    if not (images or info.live or stopped or interrupted) and expected and n < 0.98 * expected - 1:
+        report["incomplete"] = f"decoded {n} of {expected} frames: the file may be truncated"
+        LOGGER.warning("%s: %s", info.name, report["incomplete"])
     if images:
         report["skipped"] = source.skipped
         report["images"] = n  # images read and processed, saved or not
@@ -228,9 +242,16 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
                 with source:
                     base = "predictions" if isinstance(source, ImageSource) else source.info.stem
                     stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
-                    report.sources.append(
-                        process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet)
-                    )
+                    try:
+                        result = process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet)
+                    except UnreadableSource as e:  # reported as skipped; the run goes on
+                        if isinstance(source, ImageSource):  # each image says why
+                            report.skipped.extend(source.skipped)
+                        else:
+                            LOGGER.warning("skipped %s: %s", source.info.name, e.message)
+                            report.skipped.append((source.info.name, e.message))
+                        continue
+                    report.sources.append(result)
     except _Interrupted as e:
         report.sources.append(e.report)
         report.interrupted = True

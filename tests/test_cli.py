@@ -108,7 +108,8 @@ def test_stream_and_predict_settings_reach_the_runner(argv, source, project, tmp
 
     def run(pipeline, stream, quiet):
         seen.update(stream)
-        return SimpleNamespace(sources=[], skipped=[], run_dir="out", interrupted=False)
+        done = {"source": stream["source"], "frames": 1, "faces": 0, "faces_tracks": 0, "fps": 1.0}
+        return SimpleNamespace(sources=[done], skipped=[], run_dir="out", interrupted=False)
 
     monkeypatch.setattr(pipeline_module.Pipeline, "from_config", staticmethod(lambda cfg: None))
     monkeypatch.setattr(runner_module, "run", run)

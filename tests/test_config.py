@@ -28,6 +28,12 @@ def test_precedence_defaults_file_overrides(tmp_path: Path):
         ({"train_emotion": {"augment": 3}}, "must be a mapping"),
         ({"train_emotion": {"epochs": None}}, "train_emotion.epochs has no value"),
         ({"train_emotion": {"lr": "fast"}}, "train_emotion.lr must be float"),
+        ({"pipeline": {"conf": 7}}, r"pipeline.conf must be in \[0, 1\], got 7.0"),
+        ({"pipeline": {"imgsz": -5}}, r"pipeline.imgsz must be in \[32, 4096\], got -5"),
+        ({"stream": {"vid_stride": 0}}, "stream.vid_stride must be >= 1, got 0"),
+        ({"stream": {"max_frames": -1}}, "stream.max_frames must be >= 0, got -1"),
+        ({"stream": {"batch": 0}}, "stream.batch must be >= 1"),
+        ({"train_emotion": {"epochs": 0}}, "train_emotion.epochs must be >= 1"),
     ],
 )
 def test_bad_values_are_rejected(overrides, match, tmp_path: Path):

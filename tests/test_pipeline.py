@@ -107,6 +107,7 @@ def test_stream_of_a_real_video_writes_video_timeline_and_summary(
     )
     assert (out / "test_emotions.png").is_file() and (out / "test.csv").is_file()
     assert report.sources[0]["frames"] == 132 and not report.interrupted
+    assert "incomplete" not in report.sources[0]  # a whole file is not reported as cut off
 
 
 def test_an_error_mid_run_keeps_the_frames_before_it_and_says_why_they_end(
@@ -178,12 +179,19 @@ def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pip
     shutil.copy(media / "face_recognition/obama.jpg", folder)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     (folder / "broken.mp4").write_bytes(b"not a video")
+    clip = (media / "sihanwang_video/test.mp4").read_bytes()  # 132 frames
+    (folder / "cut.mp4").write_bytes(clip[:20_000])  # opens (its header is whole), no frame decodes
+    (folder / "half.mp4").write_bytes(clip[: len(clip) // 2])  # its first 60 frames decode
     report = run(pipeline, stream_cfg(cfg, folder, tmp_path), quiet=True)
     saved = json.loads((report.run_dir / "report.json").read_text())
-    assert [Path(s["file"]).name for s in saved["skipped"]] == ["broken.mp4"]
-    assert [Path(f).name for f, _ in saved["sources"][0]["skipped"]] == ["broken.jpg"]
-    assert saved["sources"][0]["images"] == 1
-    unsaved = run(pipeline, stream_cfg(cfg, folder, tmp_path, save=False), quiet=True)
+    skipped = {Path(s["file"]).name: s["reason"] for s in saved["skipped"]}
+    assert sorted(skipped) == ["broken.mp4", "cut.mp4"] and "no frame could be decoded" in skipped["cut.mp4"]
+    assert not list(report.run_dir.glob("cut*"))  # no empty video, timeline or summary
+    sources = {Path(s["source"]).name: s for s in saved["sources"]}
+    assert sources["half.mp4"]["frames"] == 60 and "decoded 60 of 132" in sources["half.mp4"]["incomplete"]
+    assert [Path(f).name for f, _ in sources["in"]["skipped"]] == ["broken.jpg"]
+    assert sources["in"]["images"] == 1
+    unsaved = run(pipeline, stream_cfg(cfg, folder / "*.jpg", tmp_path, save=False), quiet=True)
     assert unsaved.sources[0]["images"] == 1 and not (unsaved.run_dir / "images").exists()
 
 
@@ -232,6 +240,20 @@ def test_cli_reports_unopenable_sources_without_traceback(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and message in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # no empty run folder for the next run to count past
+
+
+def test_cli_fails_when_no_source_yields_a_frame(cfg: dict, tmp_path: Path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    weights = cfg["pipeline"]
+    proc = _cli(
+        *("predict", str(tmp_path / "broken.jpg"), "--project", str(tmp_path / "runs"), "--device", "cpu"),
+        *("--weights", weights["detector_weights"], "--emotion-weights", weights["emotion_weights"]),
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err
+    assert "broken.jpg: skipped, not an image" in out and "no source could be read" in err
+    saved = json.loads((tmp_path / "runs/exp/report.json").read_text())
+    assert [Path(s["file"]).name for s in saved["skipped"]] == ["broken.jpg"] and saved["sources"] == []
 
 
 @pytest.mark.slow

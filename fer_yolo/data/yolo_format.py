@@ -22,10 +22,22 @@ def label_lines(xyxy: np.ndarray, class_ids: np.ndarray, resolution_wh: tuple[in
     return "".join(line + "\n" for line in rows)
 
 
-def write_data_yaml(root: Path, splits: list[str], names: list[str]) -> Path:
-    """Write root/data.yaml naming images/<split> folders; no `path:` key, so it resolves beside itself."""
+def write_data_yaml(root: Path, splits: list[str], names: list[str]) -> tuple[Path, str | None]:
+    """Write root/data.yaml naming images/<split> folders; no `path:` key, so it resolves beside itself.
+
+    ultralytics refuses a data.yaml without `val`: with no val images, `val` names the training images
+    and the returned warning says so (else None).
+    """
     data = {s: f"images/{s}" for s in ("train", "val", "test") if s in splits}
+    warning = None
+    if "val" not in data and "train" in data:
+        data["val"] = data["train"]
+        warning = (
+            "no val images: data.yaml's val names the training images, so validation metrics will be "
+            "optimistic; convert more images or raise the val share of --ratios"
+        )
+    data = {k: data[k] for k in ("train", "val", "test") if k in data}
     data["names"] = dict(enumerate(names))
     path = root / "data.yaml"
     write_text(path, yaml.safe_dump(data, sort_keys=False))
-    return path
+    return path, warning

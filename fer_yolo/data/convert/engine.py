@@ -313,13 +313,18 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
             done[record["key"]] = record
     seconds = time.time() - t1
     records = [done[i.key] for i in items if i.key in done]
+    warnings = []
     if "yolo" in settings.kinds:
         splits = sorted({r["split"] for r in records if any(o.startswith("yolo/") for o in r["outputs"])})
         names = ["face"] if settings.classes == "face" else list(EMOTIONS)
-        write_data_yaml(out / "yolo", splits, names)
+        _, warning = write_data_yaml(out / "yolo", splits, names)
+        if warning:
+            LOGGER.warning("yolo/data.yaml: %s", warning)
+            warnings.append(f"yolo/data.yaml: {warning}")
     if "crops" in settings.kinds and any(r.get("soft") for r in records):
         _write_soft_labels(out / "crops" / SOFT_LABELS_FILE, records)
     report = build_report(source, fmt, out, records, skipped, duplicates, settings_dict)
+    report["warnings"] = warnings
     report["seconds"] = round(time.time() - t0, 2)
     report["images_per_s"] = round(len(todo) / seconds, 1) if todo and seconds > 0 else None
     write_json(out / "report.json", report)
@@ -414,4 +419,5 @@ def format_report(report: dict) -> str:
     )
     if report.get("images_per_s"):
         lines.append(f"{report['images_per_s']} images/s")
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)
