@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -418,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:  # loggers that log more for a file stay quiet here
         handler.setLevel(level)
+    if not args.verbose:  # FFmpeg's and OpenCV's own lines (a broken frame, no camera): our messages say it
+        import cv2
+
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg first opens a file
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         return COMMANDS[args.command](args, _config(args))
     except FerYoloError as e:
