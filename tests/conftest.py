@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,27 @@ def ctrl_c_delivered():
     yield
     if previous is not None:  # None: a handler installed outside Python, which cannot be put back
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Any attempt to open a connection or resolve a host name fails and is recorded in the returned list
+    (local sockets, as Python's own multiprocessing uses, still work)."""
+    attempts: list = []
+
+    def refuse(kind: str, original):
+        def guard(*args, **kwargs):
+            target = args[1] if kind == "connect" else args[0]
+            if kind == "connect" and not isinstance(target, tuple):  # a Unix socket path: local
+                return original(*args, **kwargs)
+            attempts.append((kind, target))
+            raise OSError(f"network access in a test: {kind} {target!r}")
+
+        return guard
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("connect", socket.socket.connect))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo", socket.getaddrinfo))
+    return attempts
 
 
 @pytest.fixture(scope="session")

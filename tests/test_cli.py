@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import fer_yolo as fer_yolo_package
 import fer_yolo.pipeline as pipeline_module
 import fer_yolo.runner as runner_module
 from fer_yolo.cli import main
@@ -60,8 +61,11 @@ def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch
 
 
 def test_version_and_help():
-    assert fer_yolo("--version").stdout.startswith("fer-yolo ")
-    assert "convert" in fer_yolo("--help").stdout
+    version = fer_yolo("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"fer-yolo {fer_yolo_package.__version__}"
+    usage = fer_yolo("--help")
+    commands = ("convert", "train", "eval", "stream", "predict", "serve", "export")
+    assert usage.returncode == 0 and all(c in usage.stdout for c in commands)
 
 
 @pytest.mark.slow

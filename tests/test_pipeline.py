@@ -20,6 +20,7 @@ from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import run
 from fer_yolo.sources import VideoFileSource
+from tests.helpers.drawing import assert_boxes_drawn
 from tests.helpers.marks import NO_WEBCAM
 
 
@@ -161,12 +162,11 @@ def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pi
     assert (
         counts["obama.jpg"] == 1 and counts["kit_with_rose.jpg"] == 2 and counts["alex_lacamoire1.jpg"] == 1
     )
-    for name in counts:
-        annotated, original = (
-            cv2.imread(str(out / "images" / name)),
-            cv2.imread(str(media / "face_recognition" / name)),
-        )
-        assert annotated.shape == original.shape and not np.array_equal(annotated, original)
+    for r in records:
+        name = Path(r["source"]).name
+        boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in r["faces"]]).reshape(-1, 4)
+        original = cv2.imread(str(media / "face_recognition" / name))
+        assert_boxes_drawn(cv2.imread(str(out / "images" / name)), original, boxes)
     summary = json.loads((out / "predictions_summary.json").read_text())
     top = Counter(f["emotion"] for r in records for f in r["faces"])
     assert summary["faces"] == report.sources[0]["faces"] == sum(counts.values()) == sum(top.values())
@@ -337,7 +337,8 @@ def test_batched_file_processing_matches_frame_by_frame(pipeline: Pipeline, medi
     for batch in (1, 4):
         with VideoFileSource(clip) as source:
             results[batch] = [r for _, r in zip(range(30), pipeline.run(source, batch=batch))]
-    assert [r.frame.index for r in results[4]] == list(range(30))
+    assert [r.frame.index for r in results[1]] == [r.frame.index for r in results[4]] == list(range(30))
+    assert sum(len(r.faces) for r in results[1]) >= 30  # faces to compare in (nearly) every frame
     for a, b in zip(results[1], results[4]):
         assert len(a.faces) == len(b.faces)
         assert np.allclose(a.faces.xyxy, b.faces.xyxy, atol=1.0)

@@ -19,7 +19,7 @@ def test_ctrl_c_waits_for_the_block_then_interrupts():
 
 def test_no_ctrl_c_no_interrupt():
     with deferred_interrupt():
-        pass
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # Ctrl-C held in the block
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

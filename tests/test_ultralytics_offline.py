@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fer_yolo.data.images import BadImage, decode_image
-from fer_yolo.utils.ultralytics_env import setup_ultralytics
+from fer_yolo.utils.ultralytics_env import FONT_NAMES, setup_ultralytics
 
 
 def test_unidentified_image_after_ultralytics_import_is_a_bad_image_not_an_install():
@@ -38,3 +40,12 @@ def test_amp_check_accepts_fp16_on_cuda():
     from fer_yolo.utils.ultralytics_env import check_amp_offline
 
     assert check_amp_offline(DetectionModel("yolo11n.yaml", nc=1, verbose=False).cuda()) is True
+
+
+def test_plot_fonts_are_found_locally(no_network: list):
+    setup_ultralytics()
+    from ultralytics.utils.checks import check_font
+
+    for name in FONT_NAMES:  # ultralytics would download them for its plots' labels
+        assert Path(check_font(name)).is_file()
+    assert no_network == []

@@ -40,8 +40,10 @@ def setup_ultralytics() -> None:
     # with its allow-list of module classes: no code stored in a file runs, in training as in inference.
     os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    _install_fonts(config_dir)
     from ultralytics import settings
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    _install_fonts(USER_CONFIG_DIR)  # where check_font looks: YOLO_CONFIG_DIR/Ultralytics
 
     wanted = {key: False for key in _INTEGRATIONS} | {
         "sync": False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -77,24 +78,32 @@ def test_letterbox_maps_back_to_each_image():
 
 
 @pytest.mark.slow
-def test_tiny_widerface_run_gives_weights_that_detect_and_pack(tiny_wider_yaml: Path, tmp_path: Path):
+def test_tiny_widerface_run_gives_weights_that_detect_and_pack(
+    tiny_wider_yaml: Path, tmp_path: Path, no_network: list
+):
     run = train_detector(tiny_config(tiny_wider_yaml, tmp_path))
+    assert no_network == []  # training is offline
     assert (run / "results.csv").is_file()
     detector = YoloFaceDetector(run / "weights/last.pt", imgsz=64, conf=0.0, device="cpu")
-    images = [np.zeros((120, 160, 3), np.uint8), np.full((90, 60, 3), 200, np.uint8)]
+    photo = cv2.imread(str(next((tiny_wider_yaml.parent / "images/train").iterdir())))  # a real WIDER image
+    images = [photo, np.full((90, 60, 3), 200, np.uint8)]
     faces = detector.detect_batch(images)
     assert len(faces) == 2
-    for f, im in zip(faces, images):
+    for f, im in zip(faces, images):  # at conf 0 even a barely trained model returns candidate boxes
         h, w = im.shape[:2]
-        assert f.xyxy.dtype == np.float32 and f.confidence is not None and (f.class_id == 0).all()
+        assert len(f) > 0 and f.xyxy.dtype == np.float32 and (f.class_id == 0).all()
+        assert ((f.confidence >= 0) & (f.confidence <= 1)).all() and (f.xyxy >= 0).all()
         assert (f.xyxy[:, [0, 2]] <= w).all() and (f.xyxy[:, [1, 3]] <= h).all()
+        assert (f.xyxy[:, 2:] > f.xyxy[:, :2]).all()
     packed = save_face_weights(run / "weights/last.pt", tmp_path / "face.pt", note="test")
     raw = torch.load(packed, map_location="cpu", weights_only=False)  # our own file: inspect it as stored
     assert next(raw["model"].parameters()).dtype == torch.float16 and "optimizer" not in raw
     assert load_yolo_checkpoint(packed)["fer_yolo"]["note"] == "test"
     again = YoloFaceDetector(packed, imgsz=64, conf=0.0, device="cpu").detect_batch(images)
-    for a, b in zip(faces, again):  # fp16 storage: same boxes to within rounding
-        assert len(a) == len(b) and np.allclose(a.xyxy, b.xyxy, atol=0.5)
+    for a, b in zip(faces, again):  # fp16 storage: the most confident boxes come back, to within rounding
+        assert len(b) > 0
+        for box in a.xyxy[np.argsort(-a.confidence)[:5]]:
+            assert np.abs(b.xyxy - box).max(1).min() <= 0.5
 
 
 @pytest.mark.slow

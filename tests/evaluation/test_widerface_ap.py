@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -208,7 +209,9 @@ class BoxDetector(FaceDetector):
 def test_run_detector_on_real_images(holdout, widerface):
     preds, speed = wap.run_detector(BoxDetector(), holdout, widerface, warmup=1, limit=3)
     assert list(preds) == [r.path for r in holdout[:3]]
-    assert all(b.shape == (1, 4) and s.shape == (1,) for b, s in preds.values())
+    for path, (boxes, scores) in preds.items():  # the detector's pixels, unscaled, in the image it was given
+        h, w = cv2.imread(str(widerface / path)).shape[:2]
+        assert np.allclose(boxes, [[w / 4, h / 4, 3 * w / 4, 3 * h / 4]]) and np.allclose(scores, [0.5])
     assert speed > 0
 
 
@@ -222,6 +225,9 @@ def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeyp
     table = evaluate_detectors(["box"], widerface, split, tmp_path, limit=4)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["images"] == 4 and results["results"][0]["detector"] == "box"
+    expected = wap.evaluate(wap.run_detector(BoxDetector(), holdout, widerface, limit=4)[0], holdout[:4])
+    measured = results["results"][0]
+    assert [measured[s] for s in wap.SETTINGS] == pytest.approx([expected[s] for s in wap.SETTINGS])
     assert "| box | defaults |" in table
     assert table == (tmp_path / "results.md").read_text()
     assert (tmp_path / "pr.png").stat().st_size > 0

@@ -32,6 +32,7 @@ def test_mixed_targets_match_the_mixed_pixels():
         assert torch.allclose(t.sum(1), torch.ones(7))
         assert torch.allclose(mixed.mean(dim=(1, 2, 3)), t @ values, atol=1e-5)
         uniform = bool((mixed.amax(dim=(1, 2, 3)) - mixed.amin(dim=(1, 2, 3)) < 1e-6).all())
+        assert (t.amax(1) < 1 - 1e-3).any() and not torch.equal(mixed, x)  # something was really mixed
         kinds.add("mixup" if uniform else "cutmix")
     assert kinds == {"mixup", "cutmix"}
 
