@@ -216,4 +216,5 @@ def test_mtcnn_weight_files_never_run_code(payload, tmp_path: Path):
 @needs_mtcnn_weights
 def test_mtcnn_settings_are_checked(settings: dict, expectation: AbstractContextManager):
     with expectation:
-        MtcnnDetector(**settings)
+        detector = MtcnnDetector(**settings)
+        assert (detector.min_face_size, detector.thresholds) == (40, (0.5, 0.6, 0.7))  # valid ones are kept
