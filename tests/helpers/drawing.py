@@ -16,9 +16,8 @@ def assert_boxes_drawn(annotated: np.ndarray, original: np.ndarray, boxes: np.nd
     for x1, y1, x2, y2 in np.asarray(boxes, float).astype(int):  # supervision draws at the int coordinates
         x1, x2 = np.clip([x1, x2], 1, w - 2)
         y1, y2 = np.clip([y1, y2], 1, h - 2)
-        band = slice(-1, 2)  # the line, and one pixel either side of it
-        left = diff[y1:y2, x1 + band.start : x1 + band.stop].max(1)
-        right = diff[y1:y2, x2 + band.start : x2 + band.stop].max(1)
-        bottom = diff[y2 + band.start : y2 + band.stop, x1:x2].max(0)
+        # Each edge: the line, and one pixel either side of it.
+        left, right = diff[y1:y2, x1 - 1 : x1 + 2].max(1), diff[y1:y2, x2 - 1 : x2 + 2].max(1)
+        bottom = diff[y2 - 1 : y2 + 2, x1:x2].max(0)
         edge = np.concatenate([left, right, bottom]).mean()
         assert edge > 40 and edge > 5 * background, (edge, background, (x1, y1, x2, y2))
