@@ -2,7 +2,8 @@
 
 Recipe: in-memory crops, batched augmentation on the device (affine, mirror, photometric, random
 erasing, CutMix/MixUp), label smoothing, class-balanced loss, SGD + Nesterov with warmup and cosine
-decay, optional FER+ votes and distillation (teachers' mirror-TTA softmax) blended into the targets,
+decay, optional FER+ votes and distillation blended into the targets (the teachers' mirror-TTA softmax
+on each clean image, or their softmax on each augmented batch the student sees),
 an EMA of the weights (validated and saved as best.pt), bf16 autocast on CPUs that have it and fp16
 AMP on CUDA, early stopping on the validation split. A run folder holds args.yaml,
 results.csv, curves.png, weights/last.pt (resume) and weights/best.pt.
@@ -50,6 +51,9 @@ from fer_yolo.utils.paths import absolute_path
 
 LOGGER = logging.getLogger(__name__)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+#: offline: the teachers' mirror-TTA softmax on each clean training image, computed once per run;
+#: online: their softmax on each augmented batch, as the student sees it (OnlineTeachers).
+TEACHER_MODES = ("offline", "online")
 
 
 @dataclass
@@ -74,6 +78,7 @@ class EmotionTrainConfig:
     ferplus_weight: float
     teachers: list
     teacher_weight: float
+    teacher_mode: str
     class_balance: float
     ema_decay: float
     patience: int
@@ -166,6 +171,8 @@ def check_teachers(cfg: EmotionTrainConfig) -> None:
     for key in ("ferplus_weight", "teacher_weight"):
         if not 0 <= getattr(cfg, key) <= 1:
             raise ConfigError(f"{key} {getattr(cfg, key)} is not a share", f"set {key} between 0 and 1")
+    if cfg.teacher_mode not in TEACHER_MODES:
+        raise ConfigError(f"unknown teacher_mode {cfg.teacher_mode!r}", f"choose one of {TEACHER_MODES}")
     for teacher in cfg.teachers:
         if not isinstance(teacher, str) or not teacher:
             raise ConfigError(f"teacher {teacher!r} is not a path", "list emotion weight files in teachers")
@@ -198,6 +205,35 @@ def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> 
         LOGGER.info("teacher %s agrees with %.1f%% of the training labels", path, 100 * agree)
         total += probs
     return total / len(teachers)
+
+
+class OnlineTeachers:
+    """Teachers that see each augmented batch as the student does ("consistent" distillation).
+
+    Targets computed once on the clean image disagree with a crop that augmentation has rotated, erased or
+    cut into another face; here every teacher reads the very batch the student trains on, at its own input
+    size and channels, and returns the mean softmax.
+
+    Raises:
+        WeightsError: A teacher cannot be loaded.
+    """
+
+    def __init__(self, teachers: list[str], device: torch.device, amp: bool) -> None:
+        self.models = [load_emotion_model(Path(t).expanduser(), device) for t in teachers]
+        self.device, self.amp = device, amp
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean softmax (n, k) for a float batch (n, c, s, s) in [0, 1], before standardisation."""
+        total = 0
+        for model, pre in self.models:
+            v = x.mean(1, keepdim=True).expand(-1, pre.in_chans, -1, -1) if x.shape[1] != pre.in_chans else x
+            if v.shape[-1] != pre.input_size:
+                v = F.interpolate(v, pre.input_size, mode="bilinear", antialias=True, align_corners=False)
+            v = pre.standardize(v).contiguous(memory_format=torch.channels_last)
+            with autocast_for(self.device, self.amp):
+                total = total + model(v).float().softmax(1)
+        return total / len(self.models)
 
 
 def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
@@ -469,7 +505,10 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
     if cfg.ferplus:
         target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
-    if cfg.teachers:  # distillation: the teachers' view of each training image, kept for --resume
+    online = None
+    if cfg.teachers and cfg.teacher_mode == "online":  # distillation on each batch as the student sees it
+        online = OnlineTeachers(cfg.teachers, device, cfg.amp)
+    elif cfg.teachers:  # distillation: the teachers' view of each training image, kept for --resume
         cached = run / "teacher_probs.pt"
         if cached.is_file():
             probs = load_checkpoint(cached)["probs"]
@@ -489,6 +528,8 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
             idx = order[i * cfg.batch : (i + 1) * cfg.batch]
             x = images[idx].to(device, non_blocking=True).float().div_(255)
             x, target = augment(x, smooth[idx].to(device), cfg.augment)
+            if online:
+                target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * online(x)
             x = pre.standardize(x).contiguous(memory_format=torch.channels_last)
             lr = warmup_cosine(step, total, warmup, cfg.lr, cfg.final_lr_ratio)
             for g in opt.param_groups:

@@ -19,6 +19,7 @@ from fer_yolo.emotion.models import build_model
 from fer_yolo.errors import ConfigError, DatasetError, WeightsError
 from fer_yolo.train.emotion import (
     EmotionTrainConfig,
+    OnlineTeachers,
     class_weights,
     load_init,
     mix_votes,
@@ -234,6 +235,36 @@ def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, 
     assert (run / "train.log").read_text().count("agrees with") == 1  # not recomputed on resume
 
 
+def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
+    shipped = str(default_weights("emotion"))  # 96 px, 3 channels, ImageNet statistics
+    model, pre = emotion_train.load_emotion_model(shipped)
+    own = load_crops(small_fer, "train", pre.input_size, pre.in_chans)
+    logits = emotion_train.predict_logits(model, own.images, pre, torch.device("cpu"))
+    plain = torch.from_numpy(logits).softmax(1).numpy()
+    teachers = OnlineTeachers([shipped, shipped], torch.device("cpu"), amp=False)
+    grey48 = torch.from_numpy(load_crops(small_fer, "train").images).permute(0, 3, 1, 2).float() / 255
+    probs = teachers(grey48).numpy()  # a 48 px grey batch, as a 48 px student sees it
+    assert probs.shape == (144, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == plain.argmax(1)).mean() > 0.95  # resized on the fly, not read again: close
+    assert np.abs(probs - plain).max(1).mean() < 0.01  # (measured 0.004)
+    flipped = teachers(grey48.flip(3)).numpy()  # the view the student gets, not the clean image
+    assert np.abs(flipped - probs).max(1).mean() > 0.03  # (measured 0.05)
+
+
+@pytest.mark.slow
+def test_online_distillation_run_resumes_without_cached_targets(small_fer: Path, tmp_path: Path):
+    shipped = str(default_weights("emotion"))
+    cfg = config(small_fer, tmp_path / "runs", epochs=2, teachers=[shipped], teacher_mode="online")
+    run = train_emotion(replace(cfg, epochs=1))
+    assert not (run / "teacher_probs.pt").exists() and "agrees with" not in (run / "train.log").read_text()
+    state = load_checkpoint(run / "weights/last.pt")
+    assert state["config"]["teacher_mode"] == "online"
+    state["config"]["epochs"] = 2
+    emotion_train.save_checkpoint(run / "weights/last.pt", state)
+    train_emotion(cfg, resume=run)
+    assert [int(r["epoch"]) for r in rows(run)] == [1, 2]
+
+
 def test_bad_teacher_settings_fail_before_any_data_is_read(tmp_path: Path):
     missing = tmp_path / "no-data"  # never read: the checks come first
     with pytest.raises(WeightsError, match="teacher weights not found"):
@@ -244,6 +275,8 @@ def test_bad_teacher_settings_fail_before_any_data_is_read(tmp_path: Path):
             train_emotion(config(missing, tmp_path / "runs", teachers=[shipped], **bad))
     with pytest.raises(ConfigError, match="not a path"):
         train_emotion(config(missing, tmp_path / "runs", teachers=[shipped, 3]))
+    with pytest.raises(ConfigError, match="unknown teacher_mode"):
+        train_emotion(config(missing, tmp_path / "runs", teachers=[shipped], teacher_mode="live"))
 
 
 def test_weights_for_other_classes_are_refused(tmp_path: Path):
