@@ -111,12 +111,15 @@ class VideoFileSource(FrameSource):
 
     Raises:
         SourceError: The file cannot be opened as a video.
+        ValueError: `vid_stride` below 1.
     """
 
     def __init__(self, path: str | Path, vid_stride: int = 1) -> None:
+        if int(vid_stride) < 1:
+            raise ValueError(f"vid_stride must be >= 1, got {vid_stride}")
         url = isinstance(path, str) and is_video_url(path)  # a recorded video over http(s): FFmpeg reads it
         name = public_url(path) if url else str(Path(path))
-        self.vid_stride = max(1, int(vid_stride))
+        self.vid_stride = int(vid_stride)
         self.cap = cv2.VideoCapture(path if url else name)
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")

@@ -33,6 +33,8 @@ def test_vid_stride_keeps_every_nth_frame(media: Path):
     assert source.info.total_frames == len(frames) == 69  # ceil(275 / 4)
     assert [f.index for f in frames[:3]] == [0, 4, 8]
     assert source.info.fps == pytest.approx(29.97 / 4, abs=0.01)
+    with pytest.raises(ValueError, match="vid_stride must be >= 1, got 0"):
+        VideoFileSource(media / CLIP, vid_stride=0)  # refused from the API too, not turned into 1
 
 
 def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, tmp_path: Path):
