@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--out", default="runs/export", help="folder for <weights stem>.onnx")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    x.add_argument(
+        "--int8",
+        action="store_true",
+        help="emotion heads: also write <stem>_int8.onnx, calibrated on face crops of --data",
+    )
+    x.add_argument("--data", help="crop dataset or FER2013 folder for --int8 (default <data>/fer2013)")
+    x.add_argument("--calib-size", type=int, default=512, help="--int8: crops to calibrate and check on")
     _common(x)
     for name, help_text in (
         ("stream", "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders"),
@@ -340,17 +347,29 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
-    from fer_yolo.model_export import export_model
-    from fer_yolo.utils.paths import default_weights, weights_names
+    from fer_yolo.model_export import export_model, quantize_emotion
+    from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
     pipeline = cfg["pipeline"]  # without --weights: the pipeline's own two networks
     weights = args.weights or [
         pipeline["detector_weights"] or default_weights("detector"),
         pipeline["emotion_weights"] or default_weights("emotion"),
     ]
+    if args.int8:  # checked before anything is written
+        data = Path(args.data) if args.data else data_root() / "fer2013"
+        if not data.is_dir():
+            raise ConfigError(f"--data folder not found: {data}", "pass a crop dataset to calibrate on")
+        if args.calib_size < 1:
+            raise ConfigError(f"--calib-size must be >= 1, got {args.calib_size}")
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
         result = export_model(w, args.out, args.opset, name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
+        if args.int8 and result.kind == "emotion":
+            q = quantize_emotion(result, data, args.calib_size)
+            print(
+                f"emotion int8: {q.onnx} (vs fp32 on up to {args.calib_size} val crops: top-1 agreement "
+                f"{100 * q.top1_agreement:.1f}%, max probability change {q.max_abs_diff:.3f})"
+            )
     return 0
 
 

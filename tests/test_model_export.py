@@ -16,8 +16,8 @@ from fer_yolo.detectors.yolo import YoloFaceDetector, letterbox_batch
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import WeightsError
-from fer_yolo.model_export import export_model
+from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.model_export import export_model, quantize_emotion
 
 
 def metadata(path: Path) -> dict[str, str]:
@@ -78,3 +78,39 @@ def test_two_runs_best_weights_export_to_two_files(emotion_weights: Path, tmp_pa
         path.write_bytes(emotion_weights.read_bytes())
     assert main(["export", "--weights", *map(str, runs), "--out", str(tmp_path / "onnx")]) == 0
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["a_best.onnx", "b_best.onnx"]
+
+
+def test_int8_emotion_head_keeps_the_fp32_answers_on_real_faces(
+    emotion_weights: Path, fer2013: Path, tmp_path: Path
+):
+    fp32 = export_model(emotion_weights, tmp_path)
+    int8 = quantize_emotion(fp32, fer2013, n=128)
+    assert int8.onnx == tmp_path / "emotion_mobilenetv2_int8.onnx"
+    assert int8.onnx.stat().st_size < fp32.onnx.stat().st_size / 3  # int8 weights, not float copies
+    graph = onnx.load(str(int8.onnx)).graph
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 20  # activations are quantized
+    meta = metadata(int8.onnx)
+    assert (
+        meta["preprocess"] == metadata(fp32.onnx)["preprocess"]
+        and "calibrated on 128" in meta["quantization"]
+    )
+    assert int8.top1_agreement > 0.9 and 0 < int8.max_abs_diff < 0.25  # (measured 0.98 and 0.09)
+    files = [
+        (f, i) for i, e in enumerate(EMOTIONS) for f in sorted((fer2013 / "test" / e).glob("Public*"))[:20]
+    ]
+    pre = Preprocess.from_dict(json.loads(meta["preprocess"]))
+    crops = [cv2.imread(str(f)) for f, _ in files]
+    x = pre.normalize(torch.from_numpy(pre.prepare_crops(crops))).numpy()
+    labels = np.array([i for _, i in files])
+    right = {p.name: int((run_onnx(p, x).argmax(1) == labels).sum()) for p in (fp32.onnx, int8.onnx)}
+    assert abs(right[fp32.onnx.name] - right[int8.onnx.name]) <= 5 and right[int8.onnx.name] > 85  # of 140
+
+
+def test_int8_is_refused_for_the_detector_and_needs_its_data_first(face_weights: Path, tmp_path: Path):
+    from fer_yolo.cli import main
+
+    with pytest.raises(ConfigError, match="emotion heads only"):
+        quantize_emotion(export_model(face_weights, tmp_path), tmp_path)
+    out = tmp_path / "onnx"
+    args = ["export", "--int8", "--data", str(tmp_path / "none"), "--out", str(out)]
+    assert main(args) == 2 and not out.exists()  # refused before anything is written
