@@ -167,7 +167,8 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", help="yolo (default) | mtcnn (the original system's detector)")
     p.add_argument("--weights", help="YOLO face weights (default: weights/face_yolo11n.pt)")
     p.add_argument(
-        "--emotion-weights", help="emotion head (default: the shipped weights; .hdf5: mini-Xception)"
+        "--emotion-weights",
+        help="emotion head (default: the shipped weights; .hdf5: mini-Xception; .onnx: from fer-yolo export)",
     )
     p.add_argument("--imgsz", type=int, help="YOLO inference size, pixels")
     p.add_argument("--conf", type=float, help="face confidence reported")

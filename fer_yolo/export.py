@@ -3,7 +3,8 @@
 On the CPU, ONNX Runtime runs both networks much faster than PyTorch eager (2-core AVX2 machine: YOLO11n
 at 320x256 12 vs 24 ms; MobileNetV2 on 7 faces at 96 px 8 vs 29 ms; outputs equal to 1e-4), so the
 detector and the emotion head (backend "auto") export their weights once into fer-yolo's cache and run
-that. Exports have a dynamic batch (and, for the detector, image size).
+that. Exports have a dynamic batch (and, for the detector, image size). An emotion head exported by
+`fer-yolo export` (fp32 or `--int8`) also runs as it is, wherever a weight file is accepted (OnnxModule).
 """
 
 from __future__ import annotations
@@ -106,3 +107,23 @@ class OnnxNet:
 
     def __call__(self, x) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {"input": x})[0])
+
+
+class OnnxModule(torch.nn.Module):
+    """An exported emotion head called like the PyTorch one (evaluation, teachers); runs on the CPU."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        super().__init__()
+        self.path = path
+        self.net = OnnxNet(path, threads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.detach().float().cpu().contiguous().numpy()).to(x.device)
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The metadata of an ONNX file (`fer-yolo export` writes kind, class_names, preprocess, ...)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)

