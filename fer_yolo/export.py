@@ -123,7 +123,6 @@ class OnnxModule(torch.nn.Module):
 
 def onnx_metadata(path: Path) -> dict[str, str]:
     """The metadata of an ONNX file (`fer-yolo export` writes kind, class_names, preprocess, ...)."""
-    import onnxruntime as ort
+    import onnx
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}

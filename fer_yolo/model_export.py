@@ -76,8 +76,12 @@ def _detector(weights: Path) -> tuple[torch.nn.Module, torch.Tensor, None, dict[
     return model, torch.rand(2, 3, 256, 320), None, metadata
 
 
-def _kind(weights: Path) -> str:
-    """ "emotion" for a fer-yolo emotion checkpoint or the fer package's .hdf5, else "detector"."""
+def weights_kind(weights: Path) -> str:
+    """ "emotion" for a fer-yolo emotion checkpoint or the fer package's .hdf5, else "detector".
+
+    Raises:
+        WeightsError: An .onnx file (already exported).
+    """
     if weights.suffix.lower() in (".hdf5", ".h5"):
         return "emotion"
     if weights.suffix.lower() == ".onnx":
@@ -102,7 +106,7 @@ def export_model(
     weights = Path(weights).expanduser()
     if not weights.is_file():
         raise WeightsError(f"weights file not found: {weights}", "pass --weights with an existing file")
-    kind = _kind(weights)
+    kind = weights_kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
     out = Path(out_dir) / f"{name or weights.stem}.onnx"
     if kind == "emotion":
@@ -171,8 +175,11 @@ def quantize_emotion(export: ExportResult, data: str | Path, n: int = 512, seed:
 
     out = export.onnx.with_name(f"{export.onnx.stem}_int8.onnx")
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"  # shapes inferred and graph folded before quantizing
-        quant_pre_process(str(export.onnx), str(prepared), skip_symbolic_shape=True)  # static shapes
+        prepared = Path(tmp) / "prepared.onnx"  # shapes inferred (ONNX's own inference) and graph folded
+        quant_pre_process(str(export.onnx), str(prepared), skip_symbolic_shape=True)
+        metadata = export.metadata | {
+            "quantization": f"int8 static, calibrated on {len(calib)} crops of {data}"
+        }
         with atomic_path(out) as dst:
             quantize_static(
                 str(prepared),
@@ -183,8 +190,7 @@ def quantize_emotion(export: ExportResult, data: str | Path, n: int = 512, seed:
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
-    metadata = export.metadata | {"quantization": f"int8 static, calibrated on {len(calib)} crops of {data}"}
-    _write_metadata(out, metadata)
+            _write_metadata(dst, metadata)  # the file appears complete or not at all
     threads = torch.get_num_threads()
     fp32, int8 = (OnnxNet(path, threads)(check).softmax(1) for path in (export.onnx, out))
     diff = float((int8 - fp32).abs().max())

@@ -352,6 +352,7 @@ def open_sources(
 
     Raises:
         SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.
+        ValueError: `vid_stride` below 1 (when a video is reached).
     """
     if is_live(spec):
         yield LiveSource(int(spec) if spec.isdigit() else spec, reconnect=reconnect)

@@ -114,3 +114,11 @@ def test_int8_is_refused_for_the_detector_and_needs_its_data_first(face_weights:
     out = tmp_path / "onnx"
     args = ["export", "--int8", "--data", str(tmp_path / "none"), "--out", str(out)]
     assert main(args) == 2 and not out.exists()  # refused before anything is written
+    (tmp_path / "empty").mkdir()  # a folder without train/val crops
+    assert main(["export", "--int8", "--data", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert main(["export", "--int8", "--weights", str(face_weights), "--out", str(out)]) == 2  # no head
+    exported = export_model(face_weights, tmp_path).onnx
+    assert main(["export", "--weights", str(face_weights), str(exported), "--out", str(out)]) == 2
+    assert not out.exists()
+    with pytest.raises(WeightsError, match="already an ONNX file"):
+        export_model(exported, out)

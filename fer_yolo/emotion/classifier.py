@@ -62,13 +62,21 @@ def read_onnx_head(path: Path) -> Preprocess:
         raise WeightsError(f"emotion weights not found: {path}", "pass an existing .onnx file")
     try:
         meta = onnx_metadata(path)
-    except Exception as e:  # ONNX Runtime raises its own exception types for unreadable files
+    except Exception as e:  # onnx raises protobuf's own errors for files that are not models
         raise WeightsError(f"cannot load {path}: {str(e)[:200]}", "pass a file from fer-yolo export") from e
-    if meta.get("kind") != "emotion" or "preprocess" not in meta:
+    if meta.get("kind") != "emotion":
         raise WeightsError(f"{path} is not an emotion head exported by fer-yolo", "export one with its .pt")
-    if json.loads(meta.get("class_names", "[]")) != list(EMOTIONS):
-        raise WeightsError(f"{path} predicts {meta.get('class_names')}, fer-yolo labels {list(EMOTIONS)}")
-    return Preprocess.from_dict(json.loads(meta["preprocess"]))
+    try:
+        names, pre = json.loads(meta["class_names"]), Preprocess.from_dict(json.loads(meta["preprocess"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(
+            f"{path}: unreadable metadata ({e!r})", "export it again with fer-yolo export"
+        ) from e
+    if names != list(EMOTIONS):
+        raise WeightsError(
+            f"{path} predicts {names}, fer-yolo labels {list(EMOTIONS)}", "pass a 7-emotion head"
+        )
+    return pre
 
 
 def load_emotion_model(
@@ -155,8 +163,9 @@ class EmotionClassifier:
         self.device = select_device(device)
         model, self.preprocess = load_emotion_model(path, self.device)
         self.half = half and self.device.type == "cuda"
+        onnx_backend = use_onnx(backend, self.device)
         exported = isinstance(model, OnnxModule)  # an .onnx head runs as it is
-        self.backend = "onnx" if exported or use_onnx(backend, self.device) else "torch"
+        self.backend = "onnx" if exported or onnx_backend else "torch"
         if exported:
             self._net = model.net
         elif self.backend == "onnx":

@@ -215,19 +215,28 @@ class OnlineTeachers:
     size and channels, and returns the mean softmax.
 
     Raises:
+        ConfigError: No teachers.
         WeightsError: A teacher cannot be loaded.
     """
 
     def __init__(self, teachers: list[str], device: torch.device, amp: bool) -> None:
+        if not teachers:
+            raise ConfigError("online distillation without teachers", "list emotion weight files in teachers")
         self.models = [load_emotion_model(Path(t).expanduser(), device) for t in teachers]
         self.device, self.amp = device, amp
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean softmax (n, k) for a float batch (n, c, s, s) in [0, 1], before standardisation."""
+        """Mean softmax (n, k) for a float RGB or grey batch (n, c, s, s) in [0, 1], before standardisation.
+
+        A teacher trained on grey faces (`pre.grey`) or on one channel sees the batch grey (ITU-R 601 luma, as
+        OpenCV makes it in the pipeline), copied into its channels.
+        """
         total = 0
+        luma = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
         for model, pre in self.models:
-            v = x.mean(1, keepdim=True).expand(-1, pre.in_chans, -1, -1) if x.shape[1] != pre.in_chans else x
+            v = (x * luma).sum(1, keepdim=True) if x.shape[1] == 3 and (pre.grey or pre.in_chans == 1) else x
+            v = v.expand(-1, pre.in_chans, -1, -1) if v.shape[1] != pre.in_chans else v
             if v.shape[-1] != pre.input_size:
                 v = F.interpolate(v, pre.input_size, mode="bilinear", antialias=True, align_corners=False)
             v = pre.standardize(v).contiguous(memory_format=torch.channels_last)

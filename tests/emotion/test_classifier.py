@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -128,17 +129,23 @@ def test_exported_heads_run_as_weights(faces, torch_head: EmotionClassifier, exp
     assert (quantized.argmax(1) == expected.argmax(1)).mean() >= 0.9
     assert abs((quantized.argmax(1) == labels).mean() - (expected.argmax(1) == labels).mean()) <= 0.05
     model, pre = load_emotion_model(exported[1])  # evaluation and distillation read it the same way
-    assert pre == int8.preprocess
+    assert pre == int8.preprocess == torch_head.preprocess  # the checkpoint's preprocessing, from the file
     x = pre.normalize(torch.from_numpy(pre.prepare_crops(crops)))
     assert np.allclose(model(x).softmax(1).numpy(), quantized, atol=1e-5)
 
 
-def test_onnx_files_that_are_not_emotion_heads_are_refused(face_weights: Path, tmp_path: Path):
+def test_onnx_files_that_are_not_emotion_heads_are_refused(face_weights: Path, exported, tmp_path: Path):
     from fer_yolo.model_export import export_model
 
     detector = export_model(face_weights, tmp_path).onnx
     with pytest.raises(WeightsError, match="not an emotion head"):
         EmotionClassifier(detector)
+    proto = onnx.load(str(exported[0]))
+    for prop in proto.metadata_props:
+        prop.value = "{not json" if prop.key == "preprocess" else prop.value
+    onnx.save(proto, str(tmp_path / "bad_meta.onnx"))
+    with pytest.raises(WeightsError, match="unreadable metadata"):
+        load_emotion_model(tmp_path / "bad_meta.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(WeightsError, match="cannot load"):
         load_emotion_model(tmp_path / "junk.onnx")

@@ -249,13 +249,20 @@ def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
     assert np.abs(probs - plain).max(1).mean() < 0.01  # (measured 0.004)
     flipped = teachers(grey48.flip(3)).numpy()  # the view the student gets, not the clean image
     assert np.abs(flipped - probs).max(1).mean() > 0.03  # (measured 0.05)
+    tinted = grey48.expand(-1, 3, -1, -1) * torch.tensor([1.3, 1.0, 0.4]).view(1, 3, 1, 1)  # colour faces
+    luma = (tinted * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    assert np.allclose(teachers(tinted).numpy(), teachers(luma).numpy(), atol=1e-5)  # a grey head sees grey
 
 
 @pytest.mark.slow
-def test_online_distillation_run_resumes_without_cached_targets(small_fer: Path, tmp_path: Path):
+def test_online_distillation_run_resumes_without_cached_targets(small_fer: Path, tmp_path: Path, monkeypatch):
     shipped = str(default_weights("emotion"))
     cfg = config(small_fer, tmp_path / "runs", epochs=2, teachers=[shipped], teacher_mode="online")
+    calls = []
+    call = OnlineTeachers.__call__
+    monkeypatch.setattr(OnlineTeachers, "__call__", lambda self, x: calls.append(len(x)) or call(self, x))
     run = train_emotion(replace(cfg, epochs=1))
+    assert calls == [24] * 5  # every batch of the epoch (143 crops // 24) goes through the teachers
     assert not (run / "teacher_probs.pt").exists() and "agrees with" not in (run / "train.log").read_text()
     state = load_checkpoint(run / "weights/last.pt")
     assert state["config"]["teacher_mode"] == "online"
