@@ -1,12 +1,14 @@
 """End-to-end speed of the fer-yolo pipeline vs the original system's design, on a real clip.
 
     python tools/benchmark.py [--source CLIP] [--width 1280] [--frames 100] [--threads 2] [--out DIR]
+                              [--emotion-weights HEAD ...]
 
 Frames are decoded (and resized to --width, keeping the aspect ratio) before timing, so the numbers are the
 pipeline's: detection, tracking, emotion head and annotation per frame. Rows:
 - fer-yolo: the default pipeline (YOLO face weights at the default size, batched emotion head, tracking,
   smoothing, annotation);
-- original design: MTCNN + a ResNet34 (48-px grey) run once per face, as the original system did.
+- original design: MTCNN + a ResNet34 (48-px grey) run once per face, as the original system did;
+- with --emotion-weights: the default pipeline again with each of these emotion heads (e.g. an int8 .onnx).
 Run it on an idle machine (pause trainings): numbers with another job on the cores are meaningless.
 """
 
@@ -89,6 +91,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-original", action="store_true", help="only the fer-yolo pipeline")
+    p.add_argument("--emotion-weights", nargs="+", default=[], help="also time the pipeline with these heads")
     p.add_argument("--out", default="docs/benchmark", help="folder for results.json and results.md")
     args = p.parse_args()
 
@@ -103,6 +106,10 @@ def main() -> int:
             Pipeline.from_config(cfg), frames, fps
         )
     }
+    for head in args.emotion_weights:
+        rows[f"fer-yolo with {Path(head).name}"] = measure(
+            Pipeline.from_config(cfg | {"emotion_weights": head}), frames, fps
+        )
     if not args.skip_original:
         resnet = Path(args.out) / ".resnet34_48_grey.pt"  # speed only: the weights' values do not matter
         pre = Preprocess(48, 1, (0.5,), (0.5,))
