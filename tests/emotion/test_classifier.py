@@ -63,15 +63,18 @@ def test_onnx_runtime_runs_the_shipped_int8_export_by_default(faces, torch_head,
     assert int8.name.endswith("_int8.onnx") and int8.is_file(), "shipped int8 emotion head missing"
     default = EmotionClassifier(device="cpu")  # auto: ONNX Runtime on the CPU
     probs = default.predict_crops(crops)
-    assert default.backend == "onnx" and np.array_equal(probs, EmotionClassifier(int8).predict_crops(crops))
+    assert default.backend == "onnx"
+    assert np.array_equal(probs, EmotionClassifier(int8, device="cpu").predict_crops(crops))
     fp32 = torch_head.predict_crops(crops)  # the .pt file, which PyTorch (CUDA, training) reads
+    assert np.array_equal(EmotionClassifier(backend="torch", device="cpu").predict_crops(crops), fp32)
     assert not np.allclose(probs, fp32, atol=1e-3) and (probs.argmax(1) == fp32.argmax(1)).mean() >= 0.9
     assert abs((probs.argmax(1) == labels).mean() - (fp32.argmax(1) == labels).mean()) <= 0.05
     shipped = default_weights("emotion")
     (tmp_path / shipped.name).write_bytes(shipped.read_bytes())
     monkeypatch.setenv("FER_YOLO_WEIGHTS", str(tmp_path))  # a weights folder without the int8 export
     assert default_weights("emotion", onnx=True) == tmp_path / shipped.name
-    assert EmotionClassifier(device="cpu").backend == "onnx"  # the .pt, exported to fp32 ONNX on the fly
+    fallback = EmotionClassifier(device="cpu")  # the .pt, exported to fp32 ONNX on the fly
+    assert fallback.backend == "onnx" and np.allclose(fallback.predict_crops(crops), fp32, atol=1e-4)
 
 
 def test_bad_settings_are_reported(tmp_path: Path):
