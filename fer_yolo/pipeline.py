@@ -72,6 +72,11 @@ class Pipeline:
         self.detector, self.classifier, self.conf = detector, classifier, conf
         self.tracker, self.smoother, self.max_faces = tracker, smoother, max_faces
 
+    @property
+    def weights(self) -> dict[str, str]:
+        """The files the two networks run, by role (the emotion head on the CPU: its int8 export)."""
+        return {"detector": self.detector.weights, "emotion": self.classifier.weights}
+
     @classmethod
     def from_config(cls, cfg: dict) -> Pipeline:
         """Build from the `pipeline` config section (keys and meaning: fer_yolo/cfg/default.yaml)."""

@@ -37,6 +37,7 @@ class RunReport:
     ended it."""
 
     run_dir: Path
+    weights: dict[str, str] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
@@ -47,6 +48,7 @@ class RunReport:
             "run_dir": str(self.run_dir),
             "interrupted": self.interrupted,
             "error": self.error,
+            "weights": self.weights,
             "sources": self.sources,
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
         }
@@ -232,7 +234,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     if cfg["show"] and not has_display():
         LOGGER.warning("--show ignored: no display here (outputs are still written)")
     run_dir = increment_dir(Path(cfg["project"]).expanduser(), cfg["name"])
-    report = RunReport(run_dir)
+    report = RunReport(run_dir, pipeline.weights)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
     stems: set[str] = set()
     sources = open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped)

@@ -190,6 +190,8 @@ def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pip
     (folder / "half.mp4").write_bytes(clip[: len(clip) // 2])  # its first 60 frames decode
     report = run(pipeline, stream_cfg(cfg, folder, tmp_path), quiet=True)
     saved = json.loads((report.run_dir / "report.json").read_text())
+    ran = {role: cfg["pipeline"][f"{role}_weights"] for role in ("detector", "emotion")}
+    assert saved["weights"] == ran  # the files that ran, for whoever reads the outputs later
     skipped = {Path(s["file"]).name: s["reason"] for s in saved["skipped"]}
     assert sorted(skipped) == ["broken.mp4", "cut.mp4"] and "no frame could be decoded" in skipped["cut.mp4"]
     assert not list(report.run_dir.glob("cut*"))  # no empty video, timeline or summary

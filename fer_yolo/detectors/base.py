@@ -19,6 +19,9 @@ class FaceDetector(ABC):
     `data[LANDMARKS_KEY]`. Settings go to the constructor, images to the call.
     """
 
+    #: The weights file (or folder) the detector runs, as run reports record it.
+    weights: str = ""
+
     @abstractmethod
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         """Detect faces in several images at once (batched where the model allows)."""

@@ -360,6 +360,7 @@ class MtcnnDetector(FaceDetector):
         self.thresholds = tuple(float(t) for t in thresholds)
         self.device = device if isinstance(device, torch.device) else select_device(device)
         folder = Path(weights_dir) if weights_dir is not None else _default_weights_dir()
+        self.weights = str(folder)
         self.pnet, self.rnet, self.onet = (
             _load_net(build(), folder / f"{name}.lz4").to(self.device, memory_format=torch.channels_last)
             for name, build in (("pnet", _build_pnet), ("rnet", _build_rnet), ("onet", _build_onet))

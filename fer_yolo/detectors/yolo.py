@@ -148,6 +148,7 @@ class YoloFaceDetector(FaceDetector):
     ) -> None:
         path = Path(weights or default_weights("detector")).expanduser()
         ckpt = load_yolo_checkpoint(path)
+        self.weights = str(path)
         from ultralytics.utils.nms import non_max_suppression
 
         self._nms = non_max_suppression

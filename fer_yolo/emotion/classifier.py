@@ -164,6 +164,7 @@ class EmotionClassifier:
                 "pass --emotion-weights, or train them with `fer-yolo train emotion`",
             )
         model, self.preprocess = load_emotion_model(path, self.device)
+        self.weights = str(path)  # the file that runs, as run reports record it
         self.half = half and self.device.type == "cuda"
         exported = isinstance(model, OnnxModule)  # an .onnx head runs as it is
         self.backend = "onnx" if exported or onnx_backend else "torch"

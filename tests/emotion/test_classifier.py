@@ -63,7 +63,7 @@ def test_onnx_runtime_runs_the_shipped_int8_export_by_default(faces, torch_head,
     assert int8.name.endswith("_int8.onnx") and int8.is_file(), "shipped int8 emotion head missing"
     default = EmotionClassifier(device="cpu")  # auto: ONNX Runtime on the CPU
     probs = default.predict_crops(crops)
-    assert default.backend == "onnx"
+    assert default.backend == "onnx" and default.weights == str(int8)  # what run reports record
     assert np.array_equal(probs, EmotionClassifier(int8, device="cpu").predict_crops(crops))
     fp32 = torch_head.predict_crops(crops)  # the .pt file, which PyTorch (CUDA, training) reads
     assert np.array_equal(EmotionClassifier(backend="torch", device="cpu").predict_crops(crops), fp32)
