@@ -96,6 +96,7 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         return {
             "version": __version__,
             "emotions": list(pipeline.classifier.class_names),
+            "weights": {role: Path(w).name for role, w in pipeline.weights.items()},  # names, not paths
             "max_image_mb": serve["max_image_mb"],
             "max_video_mb": serve["max_video_mb"],
             "max_video_frames": serve["max_video_frames"],

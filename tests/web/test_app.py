@@ -42,13 +42,15 @@ def post_image(client: TestClient, path: Path | None = None, data: bytes | None 
     return client.post("/api/image", files={"file": (name, data, "image/jpeg")})
 
 
-def test_page_and_schema_are_served(client: TestClient):
+def test_page_and_schema_are_served(client: TestClient, face_weights: Path, emotion_weights: Path):
     page = client.get("/")
     assert page.status_code == 200 and "fer-yolo" in page.text and "/static/app.js" in page.text
     assert client.get("/static/app.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/api/image", "/api/videos", "/api/videos/{job_id}"} <= set(schema["paths"])
-    assert client.get("/api/info").json()["live"] is True
+    info = client.get("/api/info").json()
+    names = {"detector": face_weights.name, "emotion": emotion_weights.name}  # the files, not their paths
+    assert info["live"] is True and info["weights"] == names
 
 
 def test_photo_gives_one_result_per_face_and_the_annotated_image(client: TestClient, media: Path):
