@@ -68,9 +68,14 @@ def export_detector_onnx(model: torch.nn.Module, out: str | Path, opset: int = 1
     return export_onnx(net, out, torch.zeros(1, 3, 256, 320), dynamic, opset)
 
 
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes, hex: what an export records of the weights it was made from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def cached_onnx(weights: str | Path, export: Callable[[Path], object]) -> Path:
     """The ONNX export of `weights` in <cache>/onnx (keyed by the file's content), made on first use."""
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    digest = file_digest(weights)[:16]
     path = cache_dir() / "onnx" / f"{Path(weights).stem}-{digest}-v{_LAYOUT}.onnx"
     if not path.is_file():
         export(path)

@@ -23,7 +23,7 @@ from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import OnnxNet, export_detector_onnx, export_onnx
+from fer_yolo.export import OnnxNet, export_detector_onnx, export_onnx, file_digest
 from fer_yolo.utils.io import atomic_path, load_checkpoint
 
 
@@ -115,7 +115,11 @@ def export_model(
         export_onnx(model, out, example, dynamic, opset)
     else:
         export_detector_onnx(model, out, opset)
-    metadata = metadata | {"source": weights.name, "producer": "fer-yolo"}
+    metadata = metadata | {
+        "source": weights.name,
+        "source_sha256": file_digest(weights),
+        "producer": "fer-yolo",
+    }
     _write_metadata(out, metadata)
     with torch.inference_mode():
         expected = model.float().eval()(example)

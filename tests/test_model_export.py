@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def test_emotion_export_reads_real_faces_like_the_pipeline(emotion_weights: Path
     assert result.max_abs_diff < 1e-3
     crops = [cv2.imread(str(f)) for e in EMOTIONS for f in sorted((fer2013 / "test" / e).glob("Public*"))[:3]]
     meta = metadata(result.onnx)
+    assert meta["source_sha256"] == hashlib.sha256(emotion_weights.read_bytes()).hexdigest()
     pre = Preprocess.from_dict(json.loads(meta["preprocess"]))  # everything a consumer needs is in the file
     logits = run_onnx(result.onnx, pre.normalize(torch.from_numpy(pre.prepare_crops(crops))).numpy())
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)

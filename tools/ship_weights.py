@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fer_yolo.detectors.yolo import save_face_weights
 from fer_yolo.emotion.classifier import save_emotion_weights
+from fer_yolo.export import file_digest, onnx_metadata
 
 
 def main() -> int:
@@ -40,6 +41,9 @@ def main() -> int:
     else:
         p.error("detector weights are shipped from one run")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    int8 = out.with_name(f"{out.stem}_int8.onnx")  # what ONNX Runtime runs instead, if shipped
+    if int8.is_file() and onnx_metadata(int8).get("source_sha256") != file_digest(out):
+        print(f"{int8} is an export of another file: fer-yolo export --weights {out} --int8, then copy it")
     return 0
 
 

@@ -15,7 +15,15 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, square_crop, tta_views
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import OnnxModule, OnnxNet, cached_onnx, export_onnx, onnx_metadata, use_onnx
+from fer_yolo.export import (
+    OnnxModule,
+    OnnxNet,
+    cached_onnx,
+    export_onnx,
+    file_digest,
+    onnx_metadata,
+    use_onnx,
+)
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
 from fer_yolo.utils.paths import default_weights
@@ -122,6 +130,25 @@ def load_emotion_model(
     return model.to(dev).eval(), pre
 
 
+def shipped_emotion_weights(onnx: bool) -> Path:
+    """The shipped emotion head: for ONNX Runtime its int8 export, unless that export records (sha256) a
+    `.pt` other than the one beside it, e.g. a newly shipped file not exported again; else the `.pt`."""
+    pt, chosen = default_weights("emotion"), default_weights("emotion", onnx)
+    if chosen == pt or not pt.is_file():
+        return chosen
+    recorded = onnx_metadata(chosen).get("source_sha256")
+    if recorded and recorded != file_digest(pt):
+        LOGGER.warning(
+            "%s is the export of another %s: running the .pt (export it again: fer-yolo export --weights %s "
+            "--int8)",
+            chosen,
+            pt.name,
+            pt,
+        )
+        return pt
+    return chosen
+
+
 class EmotionClassifier:
     """Emotion probabilities for the faces of a frame, in one batch.
 
@@ -157,7 +184,7 @@ class EmotionClassifier:
             raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
         self.device = select_device(device)
         onnx_backend = use_onnx(backend, self.device)
-        path = Path(weights).expanduser() if weights else default_weights("emotion", onnx_backend)
+        path = Path(weights).expanduser() if weights else shipped_emotion_weights(onnx_backend)
         if not path.is_file():
             raise WeightsError(
                 f"emotion weights not found: {path}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -172,3 +173,19 @@ def test_onnx_files_that_are_not_emotion_heads_are_refused(face_weights: Path, e
         load_emotion_model(tmp_path / "junk.onnx")
     with pytest.raises(WeightsError, match="not found"):
         load_emotion_model(tmp_path / "missing.onnx")
+
+
+def test_an_int8_export_of_another_pt_is_not_run_by_default(exported, tmp_path: Path, monkeypatch, caplog):
+    shipped = default_weights("emotion")
+    recorded = {p.key: p.value for p in onnx.load(str(exported[1])).metadata_props}["source_sha256"]
+    assert recorded == hashlib.sha256(shipped.read_bytes()).hexdigest()  # the int8 export of the shipped .pt
+    for folder, pt in (("current", shipped), ("stale", shipped.with_name("emotion_mobilenetv2.pt"))):
+        (tmp_path / folder).mkdir()  # a weights folder: the shipped .pt (or a newly shipped one) + the export
+        (tmp_path / folder / shipped.name).write_bytes(pt.read_bytes())
+        (tmp_path / folder / default_weights("emotion", onnx=True).name).write_bytes(exported[1].read_bytes())
+    monkeypatch.setenv("FER_YOLO_WEIGHTS", str(tmp_path / "current"))
+    assert EmotionClassifier(device="cpu").weights == str(default_weights("emotion", onnx=True))
+    monkeypatch.setenv("FER_YOLO_WEIGHTS", str(tmp_path / "stale"))
+    head = EmotionClassifier(device="cpu")  # the int8 file records the sha256 of another .pt
+    assert head.weights == str(tmp_path / "stale" / shipped.name) and head.preprocess.input_size == 96
+    assert "is the export of another" in caplog.text
