@@ -119,7 +119,6 @@ class OnnxModule(torch.nn.Module):
 
     def __init__(self, path: Path, threads: int) -> None:
         super().__init__()
-        self.path = path
         self.net = OnnxNet(path, threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,3 +130,10 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     import onnx
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def exported_from(path: Path, weights: Path) -> bool | None:
+    """Whether the ONNX file `path` is `fer-yolo export`'s export of `weights`, by the sha256 it records;
+    None for a file that records none (exported before fer-yolo recorded it)."""
+    recorded = onnx_metadata(path).get("source_sha256")
+    return None if recorded is None else recorded == file_digest(weights)

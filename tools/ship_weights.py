@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fer_yolo.detectors.yolo import save_face_weights
 from fer_yolo.emotion.classifier import save_emotion_weights
-from fer_yolo.export import file_digest, onnx_metadata
+from fer_yolo.export import exported_from
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
         p.error("detector weights are shipped from one run")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     int8 = out.with_name(f"{out.stem}_int8.onnx")  # what ONNX Runtime runs instead, if shipped
-    if int8.is_file() and onnx_metadata(int8).get("source_sha256") != file_digest(out):
+    if int8.is_file() and not exported_from(int8, out):
         print(f"{int8} is an export of another file: fer-yolo export --weights {out} --int8, then copy it")
     return 0
 

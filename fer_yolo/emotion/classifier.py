@@ -20,7 +20,7 @@ from fer_yolo.export import (
     OnnxNet,
     cached_onnx,
     export_onnx,
-    file_digest,
+    exported_from,
     onnx_metadata,
     use_onnx,
 )
@@ -136,8 +136,7 @@ def shipped_emotion_weights(onnx: bool) -> Path:
     pt, chosen = default_weights("emotion"), default_weights("emotion", onnx)
     if chosen == pt or not pt.is_file():
         return chosen
-    recorded = onnx_metadata(chosen).get("source_sha256")
-    if recorded and recorded != file_digest(pt):
+    if exported_from(chosen, pt) is False:  # a file without the record is trusted
         LOGGER.warning(
             "%s is the export of another %s: running the .pt (export it again: fer-yolo export --weights %s "
             "--int8)",

@@ -53,8 +53,9 @@ def default_weights(role: str, onnx: bool = False) -> Path:
     """
     env = os.environ.get("FER_YOLO_WEIGHTS")
     folder = Path(env).expanduser() if env else REPO_ROOT / "weights"
-    int8 = folder / SHIPPED_INT8.get(role, SHIPPED_WEIGHTS[role])
-    return int8 if onnx and int8.is_file() else folder / SHIPPED_WEIGHTS[role]
+    if onnx and role in SHIPPED_INT8 and (folder / SHIPPED_INT8[role]).is_file():
+        return folder / SHIPPED_INT8[role]
+    return folder / SHIPPED_WEIGHTS[role]
 
 
 def weights_names(weights: Sequence[str | Path]) -> list[str]:
