@@ -122,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="test-time augmentation: flip (mirror) or multicrop (mirror x 5 crops + whole), default none",
     )
+    ee.add_argument(
+        "--margins",
+        nargs="+",
+        type=float,
+        help="cut each face from the shipped detector's box on the image at these margins, as the pipeline "
+        "does (default: the stored crops, resized)",
+    )
+    ee.add_argument(
+        "--val-list", help="with --margins: split val is the files this list names of <data>/train"
+    )
+    ee.add_argument(
+        "--photos",
+        help="folder of whole labelled photos (<emotion>/*.jpg): scored end to end through detector + head",
+    )
     ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
     _common(ee, config=False)
@@ -313,6 +327,16 @@ def run_train(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_eval(args: argparse.Namespace, cfg: dict) -> int:
+    if args.target == "emotion" and args.photos:
+        from fer_yolo.evaluation.photo_eval import evaluate_photo_models
+
+        print(
+            evaluate_photo_models(
+                args.weights, args.photos, args.out, cfg["pipeline"] | {"device": args.device}
+            )
+        )
+        print(f"wrote {args.out}/results.json, results.md, confusion_*_photos.png")
+        return 0
     if args.target == "emotion":
         return run_eval_emotion(args)
     from fer_yolo.evaluation.detector_eval import evaluate_detectors
@@ -341,7 +365,19 @@ def run_eval_emotion(args: argparse.Namespace) -> int:
     shared = data_root(False)
     if not ferplus and not args.data and shared and (shared / "ferplus" / MAPPING_FILE).is_file():
         ferplus = str(shared / "ferplus")  # the shared data's FER+ labels, when it has them
-    table = evaluate_emotion_models(args.weights, data, args.out, args.splits, ferplus, args.device, args.tta)
+    if args.margins:
+        ferplus = None  # FER+ labels name FER2013's stored crops
+    table = evaluate_emotion_models(
+        args.weights,
+        data,
+        args.out,
+        args.splits,
+        ferplus,
+        args.device,
+        args.tta,
+        args.margins,
+        args.val_list or "",
+    )
     print(table)
     print(f"wrote {args.out}/results.json, results.md, confusion_*.png")
     return 0

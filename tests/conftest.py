@@ -81,6 +81,12 @@ def fer2013(data_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rafdb(data_root: Path) -> Path:
+    """<data>/rafdb: RAF-DB basic train, train/<emotion>/*.jpg, 100 px aligned colour faces."""
+    return data_folder(data_root, "rafdb")
+
+
+@pytest.fixture(scope="session")
 def ferplus(data_root: Path) -> Path:
     """<data>/ferplus: FER+ votes and their mapping onto the fer2013/ files."""
     return data_folder(data_root, "ferplus")

@@ -13,7 +13,7 @@ import torch
 
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
-from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, square_crop, tta_views
+from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, tta_views
 from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.export import (
     OnnxModule,
@@ -209,9 +209,14 @@ class EmotionClassifier:
     @torch.inference_mode()
     def predict_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """float32 (n, 7) probabilities for BGR (or grey) uint8 face crops of any size."""
-        if not crops:
+        return self.predict_inputs(self.preprocess.prepare_crops(crops))
+
+    @torch.inference_mode()
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """float32 (n, 7) probabilities for uint8 model inputs (n, s, s, c) made by `Preprocess`."""
+        if not len(inputs):
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        batch = torch.from_numpy(self.preprocess.prepare_crops(crops)).to(self.device)
+        batch = torch.from_numpy(inputs).to(self.device)
         views = tta_views(self.preprocess.normalize(batch), self.tta)
         x = torch.cat(views) if len(views) > 1 else views[0]
         if self.backend == "onnx":
@@ -219,7 +224,7 @@ class EmotionClassifier:
         else:
             x = x.contiguous(memory_format=torch.channels_last)
             logits = self.model(x.half() if self.half else x)
-        probs = logits.float().softmax(1).view(len(views), len(crops), -1).mean(0)
+        probs = logits.float().softmax(1).view(len(views), len(inputs), -1).mean(0)
         return probs.cpu().numpy()
 
     def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
@@ -228,8 +233,9 @@ class EmotionClassifier:
 
     def classify_frames(self, images: list[np.ndarray], faces: list[sv.Detections]) -> np.ndarray:
         """float32 (total faces, 7) probabilities of the faces of several frames, one batch, frame order."""
-        crops = [square_crop(im, box, self.margin) for im, f in zip(images, faces) for box in f.xyxy]
-        return self.predict_crops(crops)
+        s, c = self.preprocess.input_size, self.preprocess.in_chans
+        inputs = [self.preprocess.face_inputs(im, f.xyxy, self.margin) for im, f in zip(images, faces)]
+        return self.predict_inputs(np.concatenate(inputs) if inputs else np.zeros((0, s, s, c), np.uint8))
 
 
 def average_emotion_weights(srcs: Sequence[str | Path]) -> tuple[dict, dict]:

@@ -75,6 +75,41 @@ def build_model(arch: str, num_classes: int, in_chans: int = 1, stem: str = "s2"
     return ARCHITECTURES[arch](num_classes=num_classes, in_chans=in_chans, stem=stem)
 
 
+def grow_resnet_state(state: dict, model: nn.Module) -> dict:
+    """A state_dict for `model` (a ResNet) that computes what a smaller one's `state` computes.
+
+    Two growths, each exact at the start: a grey (1-channel) stem read by a colour model (its kernels spread
+    over the three channels, so a grey face copied into RGB gives the same output), and a ResNet18 deepened
+    into a ResNet34 (each stage's first blocks copied, the added blocks made identities by a zero last
+    BatchNorm scale: a residual block with a zero branch passes its input on). Fine-tuning starts from what
+    the smaller network learned instead of from random weights.
+
+    Raises:
+        WeightsError: A tensor of `state` does not fit `model` in any of these ways.
+    """
+    own = model.state_dict()
+    out = {}
+    for key, mine in own.items():
+        theirs = state.get(key)
+        if theirs is not None and theirs.shape == mine.shape:
+            out[key] = theirs
+        elif key == "conv1.weight" and theirs is not None and theirs.shape[1] == 1:
+            out[key] = theirs.float().repeat(1, mine.shape[1], 1, 1) / mine.shape[1]
+        elif theirs is None and key.startswith("layer"):
+            # an added block: its own init, and a zero branch
+            out[key] = torch.zeros_like(mine) if ".bn2." in key and key.endswith(("weight", "bias")) else mine
+        else:
+            raise WeightsError(
+                f"tensor {key} {tuple(theirs.shape) if theirs is not None else 'missing'} does not fit "
+                f"{tuple(mine.shape)}",
+                "grow a ResNet18 into a ResNet34, or grey weights into colour ones",
+            )
+    unused = set(state) - set(own)
+    if unused:
+        raise WeightsError(f"{len(unused)} tensors have no place in the model, e.g. {sorted(unused)[0]}")
+    return out
+
+
 def load_imagenet_mobilenet_v2(model: nn.Module, path: str | Path) -> int:
     """Copy ImageNet MobileNetV2 weights (torchvision layout) into `model`, except the classifier.
 

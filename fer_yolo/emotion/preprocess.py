@@ -130,6 +130,23 @@ class Preprocess:
             out[i] = crop.reshape(s, s, self.in_chans)
         return out
 
+    def face_inputs(self, image: np.ndarray, boxes: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
+        """The model inputs for face boxes of one frame: box -> margin -> square crop -> resize and colour.
+
+        The one path from a box to what the head sees, shared by the pipeline (`EmotionClassifier`), training
+        (crops cut from the detector's boxes, `train.face_crops`) and evaluation.
+
+        Args:
+            image: BGR uint8 (H, W, 3) or grey (H, W) frame.
+            boxes: (n, 4) face boxes in frame pixels.
+            margin: Context on each side as a fraction of the box's longer side, one for all or one per box.
+
+        Returns:
+            uint8 (n, input_size, input_size, in_chans); `normalize` makes it the network's input.
+        """
+        margins = np.broadcast_to(np.asarray(margin, np.float64), (len(boxes),))
+        return self.prepare_crops([square_crop(image, b, float(m)) for b, m in zip(boxes, margins)])
+
     def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
         """uint8 (n, h, w, c) or (n, c, h, w) tensor -> normalised float32 (n, c, h, w)."""
         x = batch_u8

@@ -16,6 +16,7 @@ import torch
 
 from fer_yolo.data.convert.ferplus import list_ferplus
 from fer_yolo.data.crops import CropSet, load_crops, read_crops
+from fer_yolo.data.face_crops import FaceBoxer, FaceImages, native_format, read_list, split_by_list
 from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
@@ -157,6 +158,34 @@ def plot_confusion(report: Mapping, out_png: str | os.PathLike, title: str = "")
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
+def detector_faces(data: str | Path, splits: Iterable[str], val_list: str = "") -> dict[str, FaceImages]:
+    """Each split's whole images with the shipped detector's box on each (cached, `face_boxes`).
+
+    With `val_list`, split `val` is the files it lists of `<data>/train` (e.g. datasets/rafdb_val.txt).
+    """
+    boxer = FaceBoxer()
+    side, chans = native_format(data)
+    faces = {}
+    for split in splits:
+        if split == "val" and val_list:
+            crops = split_by_list(load_crops(data, "train", side, chans), data, read_list(val_list))[1]
+        else:
+            crops = load_crops(data, split, side, chans)
+        faces[split] = boxer.faces(crops, data)
+    return faces
+
+
+def margin_sets(faces: Mapping[str, FaceImages], pre: Preprocess, margins: list[float]) -> dict[str, CropSet]:
+    """The model inputs of each split cut at each margin, as the pipeline cuts them: `<split>` for one margin,
+    `<split>_m<margin>` for several."""
+    sets = {}
+    for split, f in faces.items():
+        for m in margins:
+            name = split if len(margins) == 1 else f"{split}_m{m:g}"
+            sets[name] = CropSet(f.fixed_inputs(pre, m), f.labels, [""] * len(f))
+    return sets
+
+
 def evaluate_emotion_models(
     weights: list[str | Path],
     data: str | Path,
@@ -165,9 +194,13 @@ def evaluate_emotion_models(
     ferplus_root: str | Path | None = None,
     device: str = "auto",
     tta: str = "none",
+    margins: list[float] | None = None,
+    val_list: str = "",
 ) -> str:
     """`fer-yolo eval emotion`: several models on the same splits, in one run.
 
+    With `margins`, faces are cut from the shipped detector's boxes on the split's images at each margin
+    (the pipeline's crops; `val_list`: see `detector_faces`), else the stored crops are resized to the input.
     Writes results.json, results.md and confusion_<model>_<split>.png into `out`.
 
     Returns:
@@ -175,9 +208,11 @@ def evaluate_emotion_models(
     """
     out = Path(out)
     results: dict[str, dict] = {}
+    faces = detector_faces(data, splits, val_list) if margins else None
     for w, name in zip(weights, weights_names(weights)):
         model, pre = load_emotion_model(w, device=select_device(device))
-        reports = evaluate_emotion(model, pre, data, splits, device, tta, ferplus_root=ferplus_root)
+        sets = margin_sets(faces, pre, margins) if faces else data
+        reports = evaluate_emotion(model, pre, sets, splits, device, tta, ferplus_root=ferplus_root)
         results[name] = {"weights": str(w), "tta": tta, "splits": reports}
         for split, report in reports.items():
             plot_confusion(report, out / f"confusion_{name}_{split}.png", title=f"{name}: {split}")

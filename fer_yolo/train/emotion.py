@@ -15,7 +15,7 @@ import copy
 import csv
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from fer_yolo.config import defaults, merge
+from fer_yolo.data import face_boxes, face_crops
 from fer_yolo.data.convert.ferplus import vote_distributions
 from fer_yolo.data.crops import (
     SOFT_LABELS_FILE,
@@ -39,7 +40,7 @@ from fer_yolo.data.crops import (
 )
 from fer_yolo.emotion.classifier import load_emotion_model, load_state, read_emotion_checkpoint
 from fer_yolo.emotion.labels import EMOTIONS
-from fer_yolo.emotion.models import build_model, load_imagenet_mobilenet_v2
+from fer_yolo.emotion.models import build_model, grow_resnet_state, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import ConfigError, DatasetError, WeightsError
 from fer_yolo.evaluation.metrics import classification_report
@@ -61,6 +62,12 @@ class EmotionTrainConfig:
     """The `train_emotion` config section (defaults and meaning of each key: fer_yolo/cfg/default.yaml)."""
 
     data: str
+    crops: str
+    extra_data: list
+    extra_val: list
+    data_share: float
+    margin_range: list
+    box_jitter: float
     model: str
     stem: str
     input_size: int
@@ -102,7 +109,10 @@ class EmotionTrainConfig:
         """These settings with every file and folder made absolute: a run resumes from any directory."""
         keys = ("data", "ferplus", "init", "imagenet", "project")
         paths = {k: absolute_path(getattr(self, k)) for k in keys}
-        return replace(self, **paths, teachers=[absolute_path(t) for t in self.teachers])
+        lists = {
+            k: [absolute_path(p) for p in getattr(self, k)] for k in ("teachers", "extra_data", "extra_val")
+        }
+        return replace(self, **paths, **lists)
 
     @property
     def preprocess(self) -> Preprocess:
@@ -347,11 +357,123 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
     return train, val
 
 
+#: crops: stored (the dataset's crops as they are) | detector (cut from the shipped detector's boxes).
+CROP_MODES = ("stored", "detector")
+
+
+@dataclass
+class TrainSet:
+    """What a run trains and validates on, whichever way its crops are made.
+
+    Attributes:
+        pre: How the head's inputs are made (what its checkpoint records).
+        labels: int64 (n,) class of each training sample.
+        target: float32 (n, 7) training targets before smoothing (FER+ votes, teachers blended in).
+        batch: Training sample ids -> float (b, c, s, s) in [0, 1] (augmentation follows).
+        order: One epoch's sample ids, shuffled (torch's generator: resumed runs draw the same).
+        val: (name, uint8 inputs (m, s, s, c), labels) of each validation set; their mean accuracy selects.
+        crops: The training crops (stored mode: offline teachers read them), else None.
+    """
+
+    pre: Preprocess
+    labels: np.ndarray
+    target: torch.Tensor
+    batch: Callable[[torch.Tensor], torch.Tensor]
+    order: Callable[[], torch.Tensor]
+    val: list[tuple[str, np.ndarray, np.ndarray]]
+    epoch_size: int
+    crops: CropSet | None = None
+
+
+def one_hot(crops: CropSet) -> torch.Tensor:
+    """Targets of a crop set: its FER+ soft labels where it has them, else its folder labels."""
+    if crops.soft is not None:  # FER+ vote distributions (convert --ferplus-labels soft)
+        LOGGER.info("training on soft labels (%s)", SOFT_LABELS_FILE)
+        return torch.from_numpy(crops.soft)
+    return F.one_hot(torch.from_numpy(crops.labels), len(EMOTIONS)).float()
+
+
+def stored_set(cfg: EmotionTrainConfig) -> TrainSet:
+    """The dataset's crops as stored, resized to the input: one in-memory tensor."""
+    train, val = _load_data(cfg)
+    # real faces are fed as the training faces were: grey or not, no sharper
+    pre = replace(cfg.preprocess, grey=is_grey(train.images), source_size=train.source_size)
+    target = one_hot(train)
+    if cfg.ferplus:
+        target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
+    images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
+    return TrainSet(
+        pre,
+        train.labels,
+        target,
+        lambda idx: images[idx].float().div_(255),
+        lambda: torch.randperm(len(train)),
+        [("val", val.images, val.labels)],
+        len(train),
+        train,
+    )
+
+
+def detector_set(cfg: EmotionTrainConfig) -> TrainSet:
+    """Faces cut from the detector's boxes on `data` and each of `extra_data`, as the pipeline cuts them.
+
+    Validation: each dataset's own val split, or the files its `extra_val` list names; faces cut at the
+    pipeline's margin. Each epoch draws `data_share` of `data`'s training images and all extra ones.
+    """
+    if len(cfg.extra_val) not in (0, len(cfg.extra_data)):
+        raise ConfigError("extra_val must list one file per extra_data folder", "use '' for none")
+    if not 0 < cfg.data_share <= 1:
+        raise ConfigError(f"data_share {cfg.data_share} is not in (0, 1]", "set a share of data's images")
+    lo, hi = cfg.margin_range
+    if not 0 <= lo <= hi:
+        raise ConfigError(
+            f"margin_range {cfg.margin_range} is not a range", "give [low, high], 0 <= low <= high"
+        )
+    boxer = face_crops.FaceBoxer()
+    roots = [cfg.data, *cfg.extra_data]
+    lists = ["", *(cfg.extra_val or [""] * len(cfg.extra_data))]
+    parts, targets, val, colour = [], [], [], False
+    for root, val_list in zip(roots, lists):
+        crops, faces, held = face_crops.load_split_faces(boxer, root, val_list)
+        target = one_hot(crops)
+        if cfg.ferplus and root == cfg.data:
+            target = mix_votes(target, crops, root, cfg.ferplus, cfg.ferplus_weight)
+        parts.append(faces)
+        targets.append(target)
+        colour |= not is_grey(crops.images)
+        if held is not None:
+            val.append((Path(root).name, held))
+    pre = replace(cfg.preprocess, grey=not colour, source_size=0)  # faces of every sharpness were trained on
+    margin = defaults()["pipeline"]["margin"]
+    faces = face_crops.FaceImages.concat(parts)
+    n_data = len(parts[0])
+
+    def batch(idx: torch.Tensor) -> torch.Tensor:
+        i = idx.numpy()
+        margins = face_crops.draw_margins(len(i), (lo, hi))
+        boxes = face_crops.jitter_boxes(faces.boxes[i], cfg.box_jitter, torch.rand(len(i), 3).numpy())
+        return torch.from_numpy(faces.inputs(pre, i, margins, boxes)).permute(0, 3, 1, 2).float().div_(255)
+
+    n_own = int(round(cfg.data_share * n_data))
+
+    def order() -> torch.Tensor:
+        ids = torch.cat([torch.randperm(n_data)[:n_own], torch.arange(n_data, len(faces))])
+        return ids[torch.randperm(len(ids))]
+
+    val_sets = [(name, f.fixed_inputs(pre, margin), f.labels) for name, f in val]
+    LOGGER.info("validation at margin %.2f: %s", margin, ", ".join(f"{n} {len(y)}" for n, _, y in val_sets))
+    return TrainSet(
+        pre, faces.labels, torch.cat(targets), batch, order, val_sets, n_own + len(faces) - n_data
+    )
+
+
 def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
     """Start `model` from the emotion checkpoint `cfg.init`, trained as the same model on the same input.
 
     The input size may differ (the networks are fully convolutional up to global pooling): a head
-    trained at one size can be fine-tuned at another.
+    trained at one size can be fine-tuned at another. A ResNet18 may start a ResNet34 and grey weights a
+    colour model with the same statistics (`grow_resnet_state`: the grown network computes what the
+    smaller one did).
 
     Raises:
         ConfigError: The checkpoint was trained as another architecture, with other channels or statistics.
@@ -360,6 +482,12 @@ def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
     state, meta = read_emotion_checkpoint(Path(cfg.init).expanduser())
     theirs = {"arch": meta.get("arch"), "stem": meta.get("stem"), **meta.get("preprocess", {})}
     ours = {"arch": cfg.model, "stem": cfg.stem, **cfg.preprocess.to_dict()}
+    grown = theirs.get("arch") == "resnet18" and cfg.model == "resnet34"
+    widened = theirs.get("in_chans") == 1 and cfg.in_chans == 3 and cfg.model.startswith("resnet")
+    if widened:  # one grey channel's statistics, now for each colour channel
+        theirs |= {k: theirs.get(k, [None])[:1] * 3 for k in ("mean", "std")} | {"in_chans": 3}
+    if grown:
+        theirs["arch"] = cfg.model
     settings = dict(arch="model", stem="stem", in_chans="in_chans", mean="imagenet", std="imagenet")
     for key, setting in settings.items():
         if theirs.get(key) != ours[key]:
@@ -369,6 +497,15 @@ def load_init(model: torch.nn.Module, cfg: EmotionTrainConfig) -> None:
             )
     if theirs.get("input_size") != cfg.input_size:
         LOGGER.info("fine-tuning %d px weights at %d px", theirs.get("input_size"), cfg.input_size)
+    if grown or widened:
+        LOGGER.info(
+            "growing %s (%d channels) into %s (%d)",
+            meta.get("arch"),
+            meta["preprocess"]["in_chans"],
+            cfg.model,
+            cfg.in_chans,
+        )
+        state = grow_resnet_state({k: v.float() for k, v in state.items()}, model)
     load_state(model, state, f"{cfg.init} does not fit {cfg.model}", "pass weights of this model")
 
 
@@ -420,20 +557,23 @@ def keep_rows(results_csv: Path, epochs: int) -> None:
 
 @contextmanager
 def run_log(run: Path) -> Iterator[None]:
-    """Copy this module's messages, INFO and up, into <run>/train.log while the block runs.
+    """Copy the messages of this module and of the data it reads, INFO and up, into <run>/train.log.
 
     The console keeps its own verbosity: the CLI sets the level on its handler, not only on the root.
     """
     handler = logging.FileHandler(run / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    level = LOGGER.level
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
+    loggers = [LOGGER, face_crops.LOGGER, face_boxes.LOGGER]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
     try:
         yield
     finally:
-        LOGGER.removeHandler(handler)
-        LOGGER.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
         handler.close()
 
 
@@ -474,12 +614,15 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    train, val = _load_data(cfg)
-    steps_per_epoch = len(train) // cfg.batch
+    if cfg.crops not in CROP_MODES:
+        raise ConfigError(f"unknown crops {cfg.crops!r}", f"choose one of {CROP_MODES}")
+    data = detector_set(cfg) if cfg.crops == "detector" else stored_set(cfg)
+    if cfg.teachers and cfg.teacher_mode == "offline" and data.crops is None:
+        raise ConfigError("offline teachers read stored crops", "use teacher_mode online with crops detector")
+    steps_per_epoch = data.epoch_size // cfg.batch
     if steps_per_epoch == 0:
-        raise ConfigError(f"{len(train)} training crops make no batch of {cfg.batch}", "lower batch")
-    # real faces are fed as the training faces were: grey or not, no sharper
-    pre = replace(cfg.preprocess, grey=is_grey(train.images), source_size=train.source_size)
+        raise ConfigError(f"{data.epoch_size} training crops make no batch of {cfg.batch}", "lower batch")
+    pre = data.pre
     model = build_model(cfg.model, len(EMOTIONS), cfg.in_chans, cfg.stem)
     if cfg.imagenet and not state:
         load_imagenet_mobilenet_v2(model, cfg.imagenet)
@@ -505,15 +648,9 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
             torch.manual_seed(cfg.seed + start_epoch)
         LOGGER.info("resuming at epoch %d (best val acc %.4f)", start_epoch + 1, best)
 
-    weight = class_weights(train.class_counts(), cfg.class_balance).to(device)
-    images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
-    if train.soft is not None:  # FER+ vote distributions (convert --ferplus-labels soft)
-        LOGGER.info("training on soft labels (%s)", SOFT_LABELS_FILE)
-        target = torch.from_numpy(train.soft)
-    else:
-        target = F.one_hot(torch.from_numpy(train.labels), len(EMOTIONS)).float()
-    if cfg.ferplus:
-        target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
+    counts = np.bincount(data.labels, minlength=len(EMOTIONS))
+    weight = class_weights(counts, cfg.class_balance).to(device)
+    target = data.target
     online = None
     if cfg.teachers and cfg.teacher_mode == "online":  # distillation on each batch as the student sees it
         online = OnlineTeachers(cfg.teachers, device, cfg.amp)
@@ -522,7 +659,7 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         if cached.is_file():
             probs = load_checkpoint(cached)["probs"]
         else:
-            probs = teacher_probs(cfg.teachers, train, device)
+            probs = teacher_probs(cfg.teachers, data.crops, device)
             save_checkpoint(cached, {"probs": probs, "teachers": cfg.teachers})
         target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * probs.to(target)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
@@ -531,11 +668,11 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0, loss_sum = time.time(), 0.0
-        order = torch.randperm(len(train))
+        order = data.order()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for i in bar:
             idx = order[i * cfg.batch : (i + 1) * cfg.batch]
-            x = images[idx].to(device, non_blocking=True).float().div_(255)
+            x = data.batch(idx).to(device, non_blocking=True)
             x, target = augment(x, smooth[idx].to(device), cfg.augment)
             if online:
                 target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * online(x)
@@ -553,18 +690,24 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
             ema.update(model, step)
             loss_sum += loss.item()
             bar.set_postfix(loss=f"{loss_sum / (i + 1):.3f}", lr=f"{lr:.4f}")
-        logits = predict_logits(ema.module, val.images, pre, device, amp=cfg.amp)
-        val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels)))
-        report = classification_report(val.labels, logits.argmax(1), EMOTIONS)
-        acc = report["accuracy"]
+        scores, losses = {}, []
+        for name, inputs, labels in data.val:
+            logits = predict_logits(ema.module, inputs, pre, device, amp=cfg.amp)
+            losses.append(float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))))
+            scores[name] = classification_report(labels, logits.argmax(1), EMOTIONS)
+        # selection: the mean accuracy over the validation sets (one set: its accuracy)
+        acc = float(np.mean([r["accuracy"] for r in scores.values()]))
+        f1 = float(np.mean([r["macro_f1"] for r in scores.values()]))
+        per_set = {} if len(scores) == 1 else {f"{n}_acc": round(r["accuracy"], 5) for n, r in scores.items()}
         improved = acc > best
         best, stale = (acc, 0) if improved else (best, stale + 1)
         row = {
             "epoch": epoch + 1,
             "train_loss": round(loss_sum / max(steps_per_epoch, 1), 5),
-            "val_loss": round(val_loss, 5),
+            "val_loss": round(float(np.mean(losses)), 5),
             "val_acc": round(acc, 5),
-            "val_macro_f1": round(report["macro_f1"], 5),
+            "val_macro_f1": round(f1, 5),
+            **per_set,
             "lr": round(lr, 6),
             "epoch_s": round(time.time() - t0, 1),
         }
@@ -572,7 +715,7 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         LOGGER.info("epoch %d/%d %s%s", epoch + 1, cfg.epochs, row, " *best*" if improved else "")
         meta = checkpoint_meta(cfg, pre) | {
             "epoch": epoch + 1,
-            "val": {"accuracy": acc, "macro_f1": report["macro_f1"]},
+            "val": {"accuracy": acc, "macro_f1": f1} | per_set,
         }
         if improved:
             save_checkpoint(

@@ -295,3 +295,64 @@ def test_weights_for_other_classes_are_refused(tmp_path: Path):
     emotion_train.save_checkpoint(tmp_path / "reversed.pt", ckpt)
     with pytest.raises(WeightsError, match="predicts"):
         emotion_train.load_emotion_model(tmp_path / "reversed.pt")
+
+
+@pytest.fixture
+def small_wild(small_fer: Path, rafdb: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A small RAF-DB copy (30 colour faces of the same three classes) and a list holding 6 of them out."""
+    root = tmp_path / "raf"
+    listed = []
+    for emotion in ("happy", "surprise", "angry"):
+        (root / "train" / emotion).mkdir(parents=True)
+        for k, f in enumerate(sorted((rafdb / "train" / emotion).glob("*.jpg"))[:10]):
+            shutil.copy(f, root / "train" / emotion)
+            if k < 2:
+                listed.append(f"train/{emotion}/{f.name}")
+    (tmp_path / "val.txt").write_text("# held out\n" + "\n".join(listed) + "\n")
+    return root, tmp_path / "val.txt"
+
+
+@pytest.mark.slow
+def test_detector_crop_training_validates_on_each_set_and_resumes_exactly(
+    small_fer: Path, small_wild: tuple[Path, Path], tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("FER_YOLO_CACHE", str(tmp_path / "cache"))  # the detector pass runs on these images
+    raf, val_list = small_wild
+    cfg = config(
+        small_fer,
+        tmp_path / "runs",
+        crops="detector",
+        extra_data=[str(raf)],
+        extra_val=[str(val_list)],
+        data_share=0.5,
+        input_size=32,
+        in_chans=3,
+        epochs=2,
+        batch=16,
+        init=str(default_weights("emotion")),  # the shipped grey ResNet18, grown into colour
+        augment={"flip": 0.5},
+    )
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(emotion_train, "plot_curves", stop)  # Ctrl-C right after epoch 1 is saved
+        train_emotion(cfg)
+    run = tmp_path / "runs/train"
+    train_emotion(cfg, resume=run)
+    log = rows(run)
+    assert [r["epoch"] for r in log] == ["1", "2"]
+    assert set(log[0]) >= {"fer_acc", "raf_acc"}  # each validation set, and their mean selects
+    mean = (float(log[1]["fer_acc"]) + float(log[1]["raf_acc"])) / 2
+    assert float(log[1]["val_acc"]) == pytest.approx(mean, abs=1e-4)
+    meta = load_checkpoint(run / "weights/best.pt")["meta"]
+    assert meta["preprocess"]["grey"] is False and meta["preprocess"]["source_size"] == 0
+    # 72 FER2013 (half of 144) + 24 RAF-DB training faces an epoch: 6 batches of 16, two epochs
+    assert load_checkpoint(run / "weights/last.pt")["step"] == 12
+    assert "found by the detector" in (run / "train.log").read_text()
+
+    straight = load_checkpoint(train_emotion(replace(cfg, name="straight")) / "weights/last.pt")
+    resumed = load_checkpoint(run / "weights/last.pt")
+    for k, v in straight["model"].items():  # the same margins, jitter and shuffles after the restart
+        assert torch.allclose(resumed["model"][k].float(), v.float(), atol=1e-5), k
