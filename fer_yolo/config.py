@@ -28,6 +28,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "stream.max_frames": (0, INF),
     "serve.port": (0, 65535),
     "serve.max_image_mb": (0.001, INF),
+    "serve.max_image_mp": (0.01, 1000),
+    "serve.max_image_side": (32, 65536),
     "serve.max_video_mb": (0.001, INF),
     "serve.max_video_frames": (1, INF),
     "serve.job_ttl_s": (0, INF),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from fer_yolo.detectors.yolo import load_yolo_checkpoint
 from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.utils.paths import absolute_path
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
@@ -94,6 +95,8 @@ def train_detector(
             raise WeightsError(
                 f"nothing to resume: {last} not found", "pass a run folder with weights/last.pt"
             )
+        for pt in sorted(last.parent.glob("*.pt")):  # the trainer reads best.pt too, when it ends
+            load_yolo_checkpoint(pt)  # the allow-list loader: a file that needs code is refused here
         with _refused_as_weights_error(last):
             model = YOLO(str(last))
         model.add_callback("on_train_start", _thread_callback(cfg.threads))

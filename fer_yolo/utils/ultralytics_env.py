@@ -64,6 +64,31 @@ def setup_ultralytics() -> None:
     import ultralytics.engine.trainer as trainer
 
     trainer.check_amp = check_amp_offline
+    # ULTRALYTICS_SAFE_LOAD covers torch_safe_load only: ultralytics' own torch_load defaults to
+    # weights_only=False, and the trainer calls it on best.pt and last.pt at the end of every run
+    # (strip_optimizer), so a crafted best.pt in a resumed run folder would run its code. Every module that
+    # took a reference to it gets the allow-list loader instead.
+    import ultralytics.nn.tasks as tasks
+    import ultralytics.utils.torch_utils as torch_utils
+
+    for module in (patches, torch_utils, tasks, trainer):
+        if hasattr(module, "torch_load"):
+            module.torch_load = allow_list_torch_load
+
+
+def allow_list_torch_load(f, *args, **kwargs):
+    """ultralytics' torch_load, always `weights_only=True` with ultralytics' allow-list of model classes.
+
+    Files that need anything else (code, unknown classes) raise `pickle.UnpicklingError`: nothing runs.
+    """
+    import torch
+    from ultralytics.nn.tasks import _SafeLoad
+
+    kwargs["weights_only"] = True
+    if isinstance(f, (str, os.PathLike)):
+        with _SafeLoad.loading(f):  # registers the model classes the file names, if they are on the list
+            return torch.load(f, *args, **kwargs)
+    return torch.load(f, *args, **kwargs)
 
 
 def check_amp_offline(model) -> bool:

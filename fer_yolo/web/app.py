@@ -26,7 +26,7 @@ from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import face_rows
 from fer_yolo.web.jobs import JOB_FILES, VideoJobs
 from fer_yolo.web.live import LiveFeed
-from fer_yolo.web.uploads import UploadError, check_size, check_video, read_image
+from fer_yolo.web.uploads import UploadError, check_size, check_video, read_image, release_memory
 
 LOGGER = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -98,6 +98,7 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
             "emotions": list(pipeline.classifier.class_names),
             "weights": {role: Path(w).name for role, w in pipeline.weights.items()},  # names, not paths
             "max_image_mb": serve["max_image_mb"],
+            "max_image_mp": serve["max_image_mp"],
             "max_video_mb": serve["max_video_mb"],
             "max_video_frames": serve["max_video_frames"],
             "live": live is not None,
@@ -105,15 +106,33 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
 
     @app.post("/api/image")
     def image(file: UploadFile = File(...), annotated: bool = True) -> dict:
-        """Faces in an image: boxes, emotion, probabilities, and (by default) the annotated image as JPEG."""
+        """Faces in an image: boxes, emotion, probabilities, and (by default) the annotated image as JPEG.
+
+        Boxes are in the uploaded image's pixels; a large image is scaled to `serve.max_image_side` before it
+        is processed and annotated (`annotated_scale`).
+        """
         data = file.file.read(int(serve["max_image_mb"] * 1e6) + 1)
-        frame = read_image(data, serve["max_image_mb"])
-        with lock:  # one image at a time: the CPU is the limit, and this keeps results apart
-            faces, latency = pipeline.process(frame)
+        try:
+            with lock:  # one image at a time, decoding included: memory stays that of one image
+                frame, scale = read_image(
+                    data, serve["max_image_mb"], serve["max_image_mp"], serve["max_image_side"]
+                )
+                del data
+                faces, latency = pipeline.process(frame)
+                jpeg = None
+                if annotated:
+                    ok, jpeg = cv2.imencode(
+                        ".jpg", annotator.annotate(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 88]
+                    )
+                height, width = (round(v / scale) for v in frame.shape[:2])
+                del frame
+        finally:
+            release_memory()
+        faces.xyxy = faces.xyxy / scale
         rows = face_rows(0, 0.0, faces)
         out = {
-            "width": frame.shape[1],
-            "height": frame.shape[0],
+            "width": width,
+            "height": height,
             "latency_ms": latency,
             "faces": [
                 {
@@ -125,9 +144,9 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
                 for r in rows
             ],
         }
-        if annotated:
-            ok, jpeg = cv2.imencode(".jpg", annotator.annotate(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        if jpeg is not None:
             out["annotated_jpeg"] = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+            out["annotated_scale"] = round(scale, 6)
         return out
 
     @app.post("/api/videos", status_code=202)

@@ -63,6 +63,10 @@ class VideoJob:
                 if (self.folder / f).is_file()
             }
             out["fps"] = self.report.get("fps")
+            if (
+                "incomplete" in self.report
+            ):  # the upload ends short of its header's frame count, as in the CLI
+                out["incomplete"] = self.report["incomplete"]
         return out
 
 

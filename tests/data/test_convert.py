@@ -100,8 +100,8 @@ def test_duplicates_never_cross_the_split(fer_subset: Path, tmp_path: Path):
     removed = report["duplicates"]["removed_cross_split"]
     assert [Path(r["source"]).name for r in removed] == ["Training_copy.jpg"]
     assert removed[0]["kept_in"] == "test"
-    assert not (tmp_path / "out/crops/train/angry/Training_copy.png").exists()
-    assert (tmp_path / f"out/crops/test/angry/{test_file.stem}.png").exists()
+    assert not list((tmp_path / "out/crops/train/angry").glob("Training_copy_*.png"))
+    assert len(list((tmp_path / "out/crops/test/angry").glob(f"{test_file.stem}_*.png"))) == 1
 
 
 def test_ratio_split_is_deterministic_and_keeps_copies_together(fer_subset: Path, tmp_path: Path):
@@ -112,8 +112,35 @@ def test_ratio_split_is_deterministic_and_keeps_copies_together(fer_subset: Path
     a = convert(flat, tmp_path / "a", settings(format="fer2013", split="re-split"), progress=False)
     b = convert(flat, tmp_path / "b", settings(format="fer2013", split="re-split"), progress=False)
     assert a["crops"] == b["crops"] and len(a["crops"]) >= 2
-    split_of = {p.stem: p.parts[-3] for p in (tmp_path / "a/crops").rglob("*.png")}
+    split_of = {p.stem.rsplit("_", 1)[0]: p.parts[-3] for p in (tmp_path / "a/crops").rglob("*.png")}
     assert split_of[first.stem] == split_of["copy_of_first"]
+
+
+def test_names_that_differ_only_by_extension_keep_both_images(fer_subset: Path, tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "train/happy").mkdir(parents=True)
+    a, b = sorted((fer_subset / "train/happy").iterdir())[:2]
+    shutil.copy(a, src / "train/happy/x.jpg")
+    cv2.imwrite(str(src / "train/happy/x.png"), cv2.imread(str(b)))  # another face, same stem
+    report = convert(src, tmp_path / "out", settings(format="fer2013", kinds=["crops"]), progress=False)
+    crops = sorted((tmp_path / "out/crops/train/happy").glob("*.png"))
+    assert len(crops) == 2 and report["crops"]["train"]["happy"] == 2  # probe: one crop, report said 3
+    assert not np.array_equal(cv2.imread(str(crops[0])), cv2.imread(str(crops[1])))
+
+
+def test_a_folder_that_changes_between_runs_leaves_no_stale_outputs(fer_subset: Path, tmp_path: Path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(fer_subset, src)
+    convert(src, out, settings(kinds=["crops"]), progress=False)
+    first = next((src / "train/happy").iterdir())
+    cv2.imwrite(str(first.with_suffix(".png")), cv2.imread(str(first))[::-1])  # a clashing name, new face
+    gone = sorted((src / "train/angry").iterdir())[0]
+    gone.unlink()  # and one input removed
+    report = convert(src, out, settings(kinds=["crops"]), progress=False)
+    for emotion in ("happy", "angry"):
+        on_disk = len(list((out / "crops/train" / emotion).glob("*.png")))
+        assert on_disk == report["crops"]["train"][emotion] == len(list((src / "train" / emotion).iterdir()))
+    assert not list((out / "crops/train/angry").glob(f"{gone.stem}_*.png"))
 
 
 def test_resume_does_not_redo_finished_files(fer_subset: Path, tmp_path: Path):
@@ -246,7 +273,7 @@ def test_photos_with_mtcnn(media: Path, tmp_path: Path):
     report = convert(src, tmp_path / "out", settings(classes="face", workers=2), progress=False)
     assert [Path(s["source"]).name for s in report["skipped"]] == ["dogs.jpg"]
     assert report["skipped"][0]["reason"] == "no face found"
-    multiface = (tmp_path / "out/yolo/labels").rglob("multiface.txt")
+    multiface = (tmp_path / "out/yolo/labels").rglob("multiface_*.txt")
     assert len(next(multiface).read_text().splitlines()) == 6  # every face in the YOLO labels
     crops = list((tmp_path / "out/crops").rglob("*.png"))
     assert len(crops) == 3  # one crop per photo: the largest face

@@ -33,11 +33,13 @@ from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.emotion.preprocess import square_crop
 from fer_yolo.errors import ConfigError, DatasetError
-from fer_yolo.utils.io import atomic_path, write_json
+from fer_yolo.utils.io import atomic_path, write_json, write_text
 
 LOGGER = logging.getLogger(__name__)
 FORMATS = ("fer2013", "fer2013-csv", "ferplus", "photos", "widerface")
 STATE_DIR = ".convert"
+#: How output names are made (items.assign_keys); a folder made under another scheme is not resumed.
+KEY_SCHEME = 2
 #: Stems of the augmented copies of a training crop, <name>_aug<k>.png: not counted as crops of their own.
 AUGMENTED_STEM = re.compile(r"_aug\d+$")
 
@@ -238,6 +240,21 @@ def _read_manifest(path: Path) -> dict[str, dict]:
     return done
 
 
+def _prune(done: dict[str, dict], keys: set[str], out: Path, manifest: Path) -> dict[str, dict]:
+    """Delete the outputs of finished items that are no longer listed (their input was removed or renamed
+    since the last run) and drop them from the manifest, so the folder holds what the report counts."""
+    gone = [k for k in done if k not in keys]
+    if not gone:
+        return done
+    for key in gone:
+        for rel in done[key]["outputs"]:
+            (out / rel).unlink(missing_ok=True)
+    kept = {k: r for k, r in done.items() if k in keys}
+    write_text(manifest, "".join(json.dumps(r) + "\n" for r in kept.values()))
+    LOGGER.warning("%d inputs of the last run are gone: their outputs were removed", len(gone))
+    return kept
+
+
 def _check_resume(state: Path, settings: dict) -> None:
     saved = state / "settings.json"
     comparable = {k: v for k, v in settings.items() if k != "workers"}
@@ -291,9 +308,11 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     state = out / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     settings_dict = asdict(settings)
-    _check_resume(state, settings_dict | {"format": fmt, "input": str(source.resolve())})
+    identity = {"format": fmt, "input": str(source.resolve()), "keys": KEY_SCHEME}
+    _check_resume(state, settings_dict | identity)
     manifest = state / "manifest.jsonl"
     done = _read_manifest(manifest)
+    done = _prune(done, {i.key for i in items}, out, manifest)
     todo = [i for i in items if i.key not in done]
     LOGGER.info("%s: %d items, %d already done, %d to do", fmt, len(items), len(items) - len(todo), len(todo))
     t1 = time.time()

@@ -32,6 +32,13 @@ def list_crop_folders(root: Path) -> tuple[list[Item], list[tuple[str, str]]]:
     items, skipped = [], []
     split_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name in SPLITS + ("valid",)]
     parents = [(d, "val" if d.name == "valid" else d.name) for d in split_dirs] or [(root, None)]
+    if split_dirs:  # beside the splits, a folder (or file) that is neither is reported, not passed over
+        for other in sorted(p for p in root.iterdir() if p not in split_dirs and not p.name.startswith(".")):
+            files = sorted(f for f in other.rglob("*") if f.is_file()) if other.is_dir() else [other]
+            where = f"folder {other.name!r}" if other.is_dir() else f"file {other.name!r}"
+            skipped += [
+                (str(f), f"{where} beside the split folders is not one of {list(SPLITS)}") for f in files
+            ]
     for parent, folder_split in parents:
         for class_dir in sorted(p for p in parent.iterdir() if p.is_dir()):
             label = emotion_id(class_dir.name)

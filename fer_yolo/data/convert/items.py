@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fer_yolo.data.images import BadImage, content_hash, read_bytes
+from fer_yolo.errors import DatasetError
 
 SPLIT_PRIORITY = {"test": 3, "val": 2, "train": 1}
 
@@ -61,22 +62,27 @@ class Item:
 
 
 def assign_keys(items: list[Item], root: Path) -> None:
-    """Give every item without a key a unique output stem: its file stem, or its relative path
-    where stems clash."""
+    """Give every item without a key an output stem of its own: its file stem and a digest of its path
+    relative to `root`, name and extension included.
 
-    def rel(item: Item) -> str:
-        p = Path(item.source)
-        try:
-            p = p.relative_to(root)
-        except ValueError:
-            pass
-        return str(p.with_suffix("")).replace("/", "__")
+    `x.jpg` and `x.png` in one folder, or `x.jpg` in two folders, never share outputs, and a key never
+    depends on which other files are listed: a folder that gains or loses files between runs resumes with
+    the same keys for the files it kept.
 
-    stems = Counter(Path(i.source).stem for i in items if not i.key)
+    Raises:
+        DatasetError: Two items would still share a key (two listings of one file).
+    """
     for item in items:
         if not item.key:
-            stem = Path(item.source).stem
-            item.key = stem if stems[stem] == 1 else rel(item)
+            p = Path(item.source)
+            try:
+                p = p.relative_to(root)
+            except ValueError:
+                pass
+            item.key = f"{p.stem}_{hashlib.sha1(p.as_posix().encode()).hexdigest()[:8]}"
+    clashes = [k for k, n in Counter(i.key for i in items).items() if n > 1]
+    if clashes:
+        raise DatasetError(f"{len(clashes)} inputs listed twice, e.g. {clashes[0]}", "list each file once")
 
 
 def hash_items(items: list[Item]) -> list[tuple[Item, str]]:

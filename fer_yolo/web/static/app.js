@@ -159,6 +159,7 @@ async function pollVideo(url) {
     return;
   }
   $("video-progress").hidden = true;
+  if (job.incomplete) showMessage(`Incomplete video: ${job.incomplete}`);
   $("video-player").src = job.files["video.webm"];
   $("video-chart").src = job.files["emotions.png"];
   $("dl-video").href = job.files["video.webm"];
