@@ -21,6 +21,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "pipeline.iou": (0, 1),
     "pipeline.max_faces": (1, INF),
     "pipeline.margin": (0, 2),
+    "pipeline.classify_every": (1, INF),
     "pipeline.track_buffer_s": (0, INF),
     "pipeline.smoothing_s": (0, INF),
     "stream.vid_stride": (1, INF),

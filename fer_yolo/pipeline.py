@@ -52,6 +52,10 @@ class Pipeline:
         tracker: Tracks faces across video frames (None: every frame on its own).
         smoother: Per-track smoothing of probabilities (needs `tracker`).
         max_faces: Most faces per frame, the most confident (None: all the detector returns).
+        classify_every: Video: run the emotion head on each tracked face every n-th frame (staggered across
+            faces by track id), its last probabilities standing in between; new faces are classified at
+            once. Emotions change slower than frames: 2 halves the head's work and every face of every
+            frame still has an emotion. 1: every face, every frame.
 
     Example:
         >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
@@ -68,9 +72,13 @@ class Pipeline:
         tracker: FaceTracker | None = None,
         smoother: EmaSmoother | None = None,
         max_faces: int | None = None,
+        classify_every: int = 1,
     ) -> None:
         self.detector, self.classifier, self.conf = detector, classifier, conf
         self.tracker, self.smoother, self.max_faces = tracker, smoother, max_faces
+        self.classify_every = classify_every
+        self._last: dict[int, np.ndarray] = {}  # each visible track's latest head output
+        self._frame = 0
 
     @property
     def weights(self) -> dict[str, str]:
@@ -110,7 +118,9 @@ class Pipeline:
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
-        return cls(detector, classifier, cfg["conf"], tracker, smoother, cfg["max_faces"])
+        return cls(
+            detector, classifier, cfg["conf"], tracker, smoother, cfg["max_faces"], cfg["classify_every"]
+        )
 
     def fork(self) -> Pipeline:
         """A pipeline sharing this one's models but with its own tracking state (one per concurrent video)."""
@@ -120,13 +130,43 @@ class Pipeline:
             else None
         )
         smoother = EmaSmoother(self.smoother.tau_s, self.smoother.max_age_s) if self.smoother else None
-        return Pipeline(self.detector, self.classifier, self.conf, tracker, smoother, self.max_faces)
+        return Pipeline(
+            self.detector, self.classifier, self.conf, tracker, smoother, self.max_faces, self.classify_every
+        )
 
     def reset(self) -> None:
         """Forget tracks and smoothing state (a new video starts)."""
         for stage in (self.tracker, self.smoother):
             if stage is not None:
                 stage.reset()
+        self._last, self._frame = {}, 0
+
+    def _due(self, faces: sv.Detections, tracked: bool) -> np.ndarray:
+        """Which faces of a frame the head reads now (see classify_every); counts the frame."""
+        due = np.ones(len(faces), bool)
+        if tracked and self.classify_every > 1:
+            for i, tid in enumerate(faces.tracker_id.tolist()):
+                due[i] = tid < 0 or tid not in self._last or (self._frame + tid) % self.classify_every == 0
+        self._frame += 1
+        return due
+
+    def _classify(self, images: list[np.ndarray], faces_list: list[sv.Detections], track: bool) -> list:
+        """Head probabilities (n, 7) per frame: fresh for the faces due, the track's last for the others."""
+        tracked = [track and f.tracker_id is not None for f in faces_list]
+        due = [self._due(f, t) for f, t in zip(faces_list, tracked)]
+        fresh = self.classifier.classify_frames(images, [f[d] for f, d in zip(faces_list, due)])
+        out, start = [], 0
+        for faces, mask, is_tracked in zip(faces_list, due, tracked):
+            probs = np.empty((len(faces), len(EMOTIONS)), np.float32)
+            probs[mask] = fresh[start : start + mask.sum()]
+            start += mask.sum()
+            if is_tracked:
+                ids = faces.tracker_id.tolist()
+                for i in np.flatnonzero(~mask):
+                    probs[i] = self._last[ids[i]]
+                self._last = {tid: probs[i] for i, tid in enumerate(ids) if tid >= 0}  # visible tracks only
+            out.append(probs)
+        return out
 
     def _most_confident(self, faces: sv.Detections) -> sv.Detections:
         """At most max_faces faces, the most confident (any detector: MTCNN has no limit of its own)."""
@@ -164,11 +204,7 @@ class Pipeline:
             else:
                 faces_list.append(faces[faces.confidence >= self.conf])
         t2 = time.perf_counter()
-        probs_all = self.classifier.classify_frames(images, faces_list)
-        start = 0
-        for faces, t_s in zip(faces_list, times_s):
-            probs = probs_all[start : start + len(faces)]
-            start += len(faces)
+        for faces, probs, t_s in zip(faces_list, self._classify(images, faces_list, track), times_s):
             if track and self.smoother is not None and faces.tracker_id is not None:
                 probs = self.smoother.smooth(faces.tracker_id, probs, t_s)
             faces.data[EMOTION_PROBS_KEY] = probs.astype(np.float32)

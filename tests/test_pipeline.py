@@ -352,3 +352,29 @@ def test_batched_file_processing_matches_frame_by_frame(pipeline: Pipeline, medi
         assert np.allclose(a.faces.xyxy, b.faces.xyxy, atol=1.0)
         assert (a.faces.tracker_id == b.faces.tracker_id).all()
         assert np.allclose(a.faces.data[EMOTION_PROBS_KEY], b.faces.data[EMOTION_PROBS_KEY], atol=0.02)
+
+
+def test_classifying_each_track_every_other_frame_halves_the_heads_work(cfg: dict, media: Path, monkeypatch):
+    cap = cv2.VideoCapture(str(media / "facenet_pytorch/video.mp4"))  # pedestrians, several faces a frame
+    frames = [cap.read()[1] for _ in range(40)]
+    cap.release()
+    seen = {}
+    for every in (1, 2):
+        pipeline = Pipeline.from_config(cfg["pipeline"] | {"classify_every": every})
+        original = pipeline.classifier.classify_frames
+        read = []
+
+        def counted(images, faces, original=original, read=read):
+            read.append(sum(len(f) for f in faces))
+            return original(images, faces)
+
+        monkeypatch.setattr(pipeline.classifier, "classify_frames", counted)
+        shown = []
+        for i, frame in enumerate(frames):
+            faces, _ = pipeline.process(frame, i / 25, track=True)
+            probs = faces.data["emotion_probs"]
+            assert probs.shape == (len(faces), 7) and np.allclose(probs.sum(1), 1, atol=1e-4)  # every face
+            shown.append(len(faces))
+        seen[every] = (sum(read), sum(shown))
+    assert seen[1][0] == seen[1][1] > 100  # every face of every frame read
+    assert seen[2][1] == seen[1][1] and 0.4 * seen[2][1] < seen[2][0] < 0.7 * seen[2][1]

@@ -41,8 +41,8 @@ from fer_yolo.utils.paths import data_root
 class PerFaceClassifier(EmotionClassifier):
     """The original system's emotion step: one forward pass per face instead of one batch per frame."""
 
-    def predict_crops(self, crops: list[np.ndarray]) -> np.ndarray:
-        rows = [super(PerFaceClassifier, self).predict_crops([c]) for c in crops]
+    def predict_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        rows = [super(PerFaceClassifier, self).predict_inputs(inputs[i : i + 1]) for i in range(len(inputs))]
         return np.concatenate(rows) if rows else np.zeros((0, len(EMOTIONS)), np.float32)
 
 
