@@ -152,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="emotion heads: also write <stem>_int8.onnx, calibrated on face crops of --data",
     )
-    x.add_argument("--data", help="crop dataset or FER2013 folder for --int8 (default <data>/fer2013)")
+    x.add_argument(
+        "--data",
+        nargs="+",
+        help="--int8: datasets whose faces calibrate it, cut as the pipeline cuts them (default <data>/fer2013)",
+    )
     x.add_argument("--calib-size", type=int, default=512, help="--int8: crops to calibrate and check on")
     _common(x)
     for name, help_text in (
@@ -399,13 +403,13 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
             raise ConfigError(
                 "--int8 quantizes emotion heads: none is among --weights", "add one to --weights"
             )
-        data = Path(args.data) if args.data else data_root() / "fer2013"
-        if not data.is_dir():
-            raise ConfigError(f"--data folder not found: {data}", "pass a crop dataset to calibrate on")
+        data = [Path(d) for d in args.data] if args.data else [data_root() / "fer2013"]
+        for folder in data:
+            if not folder.is_dir():
+                raise ConfigError(f"--data folder not found: {folder}", "pass a crop dataset to calibrate on")
+            split_files(folder, "train")  # calibration faces
         if args.calib_size < 1:
             raise ConfigError(f"--calib-size must be >= 1, got {args.calib_size}")
-        for split in ("train", "val"):  # calibration and check crops
-            split_files(data, split)
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
         result = export_model(w, args.out, args.opset, name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
