@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--data",
         nargs="+",
-        help="--int8: datasets whose faces calibrate it, cut as the pipeline cuts them (default <data>/fer2013)",
+        help="--int8: datasets whose faces calibrate it, cut as the pipeline cuts them (default: fer2013)",
     )
     x.add_argument("--calib-size", type=int, default=512, help="--int8: crops to calibrate and check on")
     _common(x)
