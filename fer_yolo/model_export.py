@@ -180,7 +180,8 @@ def quantize_emotion(
     the `data` folders, cut from the shipped detector's boxes as the pipeline cuts them (min-max ranges,
     stretched by rare outliers, changed the top emotion of 1.6-1.7% of PublicTest faces with two ResNet18
     heads and 2.8% with the MobileNetV2; these ranges 1.2-1.6% and 2.6%). The file is checked against the
-    fp32 export on `n` validation faces (largest change of a probability, top-1 agreement). On CPUs with int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
+    fp32 export on `n` validation faces (largest change of a probability, top-1 agreement). On CPUs with
+    int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
 
     Raises:
         ConfigError: `export` is not an emotion head.
