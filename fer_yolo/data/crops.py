@@ -96,6 +96,15 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
             f"{root} has no {split!r} split",
             "expected <root>/{train,val,test}/<emotion>/*.png or FER2013's train/ and test/ folders",
         )
+    files = labelled_files(folder, prefix)
+    if not files:
+        raise DatasetError(f"no images found for split {split!r} under {folder}", "check --data")
+    return files
+
+
+def labelled_files(folder: Path, prefix: str = "") -> list[tuple[Path, int]]:
+    """(image, class id) of `<folder>/<emotion>/<prefix>*`, sorted; folders that are not emotion names are
+    passed over with a warning, hidden files (a killed writer's temp files, OS files) ignored."""
     files = []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         cid = emotion_id(class_dir.name)
@@ -104,11 +113,9 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
             continue
         files += [
             (f, cid)
-            for f in sorted(class_dir.iterdir())  # hidden files: a killed writer's temp files, OS files
+            for f in sorted(class_dir.iterdir())
             if f.suffix.lower() in IMAGE_SUFFIXES and f.name.startswith(prefix) and not f.name.startswith(".")
         ]
-    if not files:
-        raise DatasetError(f"no images found for split {split!r} under {folder}", "check --data")
     return files
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_yolo.utils.io import append_lines, read_jsonl
 from fer_yolo.utils.paths import cache_dir
 
 LOGGER = logging.getLogger(__name__)
@@ -69,20 +70,6 @@ def cache_file(key: dict) -> Path:
     return cache_dir() / "faces" / f"{digest}.jsonl"
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
-    """Entries of a cache file by relative path; a torn last line (a killed pass) is ignored."""
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "file" in row:
-                done[row["file"]] = row
-    return done
-
-
 def detect_dataset_faces(
     images: Sequence[np.ndarray],
     names: Sequence[str],
@@ -106,15 +93,11 @@ def detect_dataset_faces(
         dataset's median relative box).
     """
     path = cache_file({**key, "pad": pad})
-    done = _read_cache(path)
+    done = {row["file"]: row for row in read_jsonl(path) if "file" in row}
     todo = [i for i, name in enumerate(names) if name not in done]
     if todo:
         LOGGER.info("detecting faces in %d of %d images (cache %s)", len(todo), len(names), path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
-        with path.open("a") as out:
-            if torn:  # a killed pass's half line ends here: the next rows start on a line of their own
-                out.write("\n")
+        with append_lines(path) as out:
             for start in range(0, len(todo), batch):
                 chunk = todo[start : start + batch]
                 padded = [pad_face(images[i], pad) for i in chunk]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_yolo.data.crops import IMAGE_SUFFIXES
+from fer_yolo.data.crops import labelled_files
 from fer_yolo.data.images import BadImage, decode_image, read_bytes
-from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS, emotion_id
+from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation.metrics import classification_report
 
@@ -34,13 +34,7 @@ def photo_files(root: str | Path) -> list[tuple[Path, int]]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"photo folder not found: {root}", "pass a folder laid out as <emotion>/*.jpg")
-    files = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        cid = emotion_id(folder.name)
-        if cid is None:
-            LOGGER.warning("ignoring folder %s: not an emotion name", folder)
-            continue
-        files += [(f, cid) for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = labelled_files(root)
     if not files:
         raise DatasetError(f"no labelled photos under {root}", "lay them out as <root>/<emotion>/*.jpg")
     return files

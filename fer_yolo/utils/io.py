@@ -52,6 +52,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSON Lines file, one per line; a line cut off by a crash is passed over."""
+    rows = []
+    path = Path(path)
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return [r for r in rows if isinstance(r, dict)]
+
+
+@contextlib.contextmanager
+def append_lines(path: str | os.PathLike) -> Iterator[Any]:
+    """Open a JSON Lines log for appending; a last line cut off by a crash is ended first, so the next
+    record starts on a line of its own."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    with path.open("a") as f:
+        if torn:
+            f.write("\n")
+        yield f
+
+
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
     """Save a checkpoint dict (tensors, numbers, strings, lists, dicts) atomically."""
     with atomic_path(path) as tmp:

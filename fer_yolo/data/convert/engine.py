@@ -33,7 +33,7 @@ from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.emotion.preprocess import square_crop
 from fer_yolo.errors import ConfigError, DatasetError
-from fer_yolo.utils.io import atomic_path, write_json, write_text
+from fer_yolo.utils.io import append_lines, atomic_path, read_jsonl, write_json, write_text
 
 LOGGER = logging.getLogger(__name__)
 FORMATS = ("fer2013", "fer2013-csv", "ferplus", "photos", "widerface")
@@ -228,18 +228,6 @@ def _run_worker(item: Item) -> dict:
     return _WORKER(item)
 
 
-def _read_manifest(path: Path) -> dict[str, dict]:
-    done = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut off by a crash: that item is redone
-                continue
-            done[record["key"]] = record
-    return done
-
-
 def _prune(done: dict[str, dict], keys: set[str], out: Path, manifest: Path) -> dict[str, dict]:
     """Delete the outputs of finished items that are no longer listed (their input was removed or renamed
     since the last run) and drop them from the manifest, so the folder holds what the report counts."""
@@ -311,15 +299,12 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     identity = {"format": fmt, "input": str(source.resolve()), "keys": KEY_SCHEME}
     _check_resume(state, settings_dict | identity)
     manifest = state / "manifest.jsonl"
-    done = _read_manifest(manifest)
+    done = {r["key"]: r for r in read_jsonl(manifest) if "key" in r}
     done = _prune(done, {i.key for i in items}, out, manifest)
     todo = [i for i in items if i.key not in done]
     LOGGER.info("%s: %d items, %d already done, %d to do", fmt, len(items), len(items) - len(todo), len(todo))
     t1 = time.time()
-    cut_off = manifest.is_file() and not manifest.read_bytes().endswith(b"\n") and manifest.stat().st_size
-    with manifest.open("a") as log:
-        if cut_off:
-            log.write("\n")  # end a line cut off by a crash, so the next record starts clean
+    with append_lines(manifest) as log:
         for record in tqdm(
             _process_all(todo, settings_dict, out),
             total=len(todo),
