@@ -32,6 +32,8 @@ from fer_yolo.utils.paths import default_weights
 
 #: The shipped light head: 96 px colour input with ImageNet statistics, unlike the 48 px grey runs here.
 MOBILENET = default_weights("emotion").with_name("emotion_mobilenetv2.pt")
+#: The shipped grey 48 px ResNet18 (the default head until the ResNet34).
+RESNET18 = default_weights("emotion").with_name("emotion_resnet18.pt")
 
 
 @pytest.fixture
@@ -329,7 +331,7 @@ def test_detector_crop_training_validates_on_each_set_and_resumes_exactly(
         in_chans=3,
         epochs=2,
         batch=16,
-        init=str(default_weights("emotion")),  # the shipped grey ResNet18, grown into colour
+        init=str(RESNET18),  # the shipped grey ResNet18, grown into colour
         augment={"flip": 0.5},
     )
 
