@@ -12,38 +12,44 @@ The command line is a thin layer over this API:
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.config import load_config
-from fer_yolo.data.convert.engine import ConvertSettings, convert
-from fer_yolo.detectors import build_detector
-from fer_yolo.detectors.base import FaceDetector
-from fer_yolo.detectors.mtcnn import MtcnnDetector
-from fer_yolo.detectors.yolo import YoloFaceDetector
-from fer_yolo.emotion.classifier import EmotionClassifier
-from fer_yolo.emotion.labels import EMOTIONS
-from fer_yolo.errors import FerYoloError
-from fer_yolo.pipeline import FrameResult, Pipeline
-from fer_yolo.sources import open_sources
-from fer_yolo.train.emotion import EmotionTrainConfig, train_emotion
+#: Public name -> the module defining it, imported on first access (PEP 562), so that `import fer_yolo`
+#: (and `fer-yolo --help`) loads neither torch nor OpenCV nor ultralytics.
+_EXPORTS: dict[str, str] = {
+    "EMOTIONS": "fer_yolo.emotion.labels",
+    "ConvertSettings": "fer_yolo.data.convert.engine",
+    "EmotionClassifier": "fer_yolo.emotion.classifier",
+    "EmotionTrainConfig": "fer_yolo.train.emotion",
+    "FaceAnnotator": "fer_yolo.annotation",
+    "FaceDetector": "fer_yolo.detectors.base",
+    "FerYoloError": "fer_yolo.errors",
+    "FrameResult": "fer_yolo.pipeline",
+    "MtcnnDetector": "fer_yolo.detectors.mtcnn",
+    "Pipeline": "fer_yolo.pipeline",
+    "YoloFaceDetector": "fer_yolo.detectors.yolo",
+    "build_detector": "fer_yolo.detectors",
+    "convert": "fer_yolo.data.convert.engine",
+    "load_config": "fer_yolo.config",
+    "open_sources": "fer_yolo.sources",
+    "train_emotion": "fer_yolo.train.emotion",
+}
 
-__all__ = [
-    "EMOTIONS",
-    "ConvertSettings",
-    "EmotionClassifier",
-    "EmotionTrainConfig",
-    "FaceAnnotator",
-    "FaceDetector",
-    "FerYoloError",
-    "FrameResult",
-    "MtcnnDetector",
-    "Pipeline",
-    "YoloFaceDetector",
-    "__version__",
-    "build_detector",
-    "convert",
-    "load_config",
-    "open_sources",
-    "train_emotion",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """The public object `name`, imported from its module on first access (then cached here)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones not imported yet included."""
+    return sorted(set(globals()) | set(__all__))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fer_yolo import __version__
 from fer_yolo.config import defaults, load_config, parse_assignment
-from fer_yolo.emotion.preprocess import TTA_MODES
+from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
 
@@ -178,10 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
         w.add_argument(flag, dest=key.replace("-", "_"), help=f"as in `stream` ({key})")
     w.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     _common(w)
+    b = sub.add_parser(
+        "batch", help="image folders and video archives on Ray workers: resumable, fault-tolerant"
+    )
+    b.add_argument(
+        "sources", nargs="+", help="video files, folders, globs or source lists (.txt/.csv of paths)"
+    )
+    b.add_argument("-o", "--output", required=True, help="output folder (the same command resumes it)")
+    b.add_argument(
+        "--address", help="join a Ray cluster: auto | HOST:PORT (default: a local Ray for the run)"
+    )
+    b.add_argument("--workers", type=int, help="worker actors (default: as many as the CPUs fit)")
+    b.add_argument("--cpus-per-worker", type=float, help="CPUs each worker reserves (and its threads)")
+    b.add_argument("--gpus-per-worker", type=float, help="GPUs each worker reserves (0.5: two share one)")
+    b.add_argument("--segment-s", type=float, help="cut longer videos into equal segments of at most this, s")
+    b.add_argument("--max-retries", type=int, help="more attempts for a unit whose worker died")
+    _pipeline_options(b, annotated=False)
+    _common(b)
     return parser
 
 
-def _pipeline_options(p: argparse.ArgumentParser) -> None:
+def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> None:
+    """The pipeline's flags and the timeline's; `annotated`: also those of stream/predict's run folders."""
     p.add_argument("--detector", help="yolo (default) | mtcnn (the original system's detector)")
     p.add_argument("--weights", help="YOLO face weights (default: weights/face_yolo11n.pt)")
     p.add_argument(
@@ -196,14 +214,16 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--vid-stride", type=int, help="video files: every n-th frame")
     p.add_argument("--batch", type=int, help="files: frames per batch (GPU: 8-32; default 1)")
-    p.add_argument("--show", action="store_true", default=None, help="show a window (needs a display)")
-    p.add_argument(
-        "--no-save", dest="save", action="store_false", default=None, help="no annotated video/images"
-    )
     p.add_argument(
         "--no-json", dest="save_json", action="store_false", default=None, help="no JSON Lines timeline"
     )
     p.add_argument("--no-csv", dest="save_csv", action="store_false", default=None, help="no CSV timeline")
+    if not annotated:
+        return
+    p.add_argument("--show", action="store_true", default=None, help="show a window (needs a display)")
+    p.add_argument(
+        "--no-save", dest="save", action="store_false", default=None, help="no annotated video/images"
+    )
     p.add_argument("--bars", action="store_true", default=None, help="draw probability bars beside faces")
     p.add_argument("--max-frames", type=int, help="stop each source after N frames")
     p.add_argument("--project", dest="project_opt", help="parent folder of run folders")
@@ -221,7 +241,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             "device": args.device,
         }
         return {"pipeline": pipeline, "serve": {"host": args.host, "port": args.port, "source": args.source}}
-    if args.command in ("stream", "predict"):
+    if args.command in ("stream", "predict", "batch"):
         pipeline = {
             "detector": args.detector,
             "detector_weights": args.weights,
@@ -231,6 +251,10 @@ def _overrides(args: argparse.Namespace) -> dict:
             "device": args.device,
             "track": args.track,
         }
+        if args.command == "batch":
+            stream = {k: getattr(args, k) for k in ("vid_stride", "batch", "save_json", "save_csv")}
+            keys = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "segment_s", "max_retries")
+            return {"pipeline": pipeline, "stream": stream, "batch": {k: getattr(args, k) for k in keys}}
         stream = {
             "source": args.source_opt or args.source,
             "vid_stride": args.vid_stride,
@@ -469,6 +493,36 @@ def run_serve(args: argparse.Namespace, cfg: dict) -> int:
     return 0
 
 
+def run_batch(args: argparse.Namespace, cfg: dict) -> int:
+    from fer_yolo import batch
+
+    report = batch.run_batch(args.sources, args.output, cfg, quiet=args.quiet)
+    counts = report.counts
+    pending = f", {counts['pending']} pending" if counts.get("pending") else ""
+    print(
+        f"units: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed{pending}, "
+        f"{report.retried} retried, {report.resumed} finished before ({sum(counts.values())} in all)"
+    )
+    fps = report.frames / report.wall_s if report.wall_s else 0
+    print(f"frames: {report.frames} in {report.wall_s:.1f} s, {fps:.1f} frames/s")
+    for i, w in enumerate(report.workers):
+        rate = f"{w['fps']:.1f} frames/s" if w["fps"] else "no unit finished"
+        units = f"{w['units']} unit" + ("" if w["units"] == 1 else "s")
+        print(f"worker {i} ({w['host']}): {units}, {w['frames']} frames, {rate}")
+    for unit, reason in report.failed:
+        print(f"failed: {unit}: {reason}")
+    print(f"outputs: {report.out_dir}")
+    if report.interrupted:
+        print(
+            "interrupted: the manifest lists every finished unit; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    if not counts.get("ok"):
+        raise SourceError("no unit could be processed", f"see {report.out_dir / 'manifest.json'}")
+    return 0
+
+
 COMMANDS = {
     "convert": run_convert,
     "train": run_train,
@@ -477,6 +531,7 @@ COMMANDS = {
     "predict": run_stream,
     "serve": run_serve,
     "export": run_export,
+    "batch": run_batch,
 }
 
 

@@ -109,14 +109,30 @@ def _safe_stem(text: str) -> str:
 class VideoFileSource(FrameSource):
     """Every frame of a video file (or every `vid_stride`-th), with media timestamps.
 
+    Args:
+        path: The file (or an http(s) URL of a recording).
+        vid_stride: Keep every n-th frame.
+        start_frame: First frame to read: a segment of the file (fer-yolo batch). Frame indices and `t_s`
+            stay those of the whole file, so segments line up with a run over all of it.
+        end_frame: Frame after the last one read (None: to the end).
+
     Raises:
-        SourceError: The file cannot be opened as a video.
-        ValueError: `vid_stride` below 1.
+        SourceError: The file cannot be opened as a video, or not read from `start_frame`.
+        ValueError: `vid_stride` below 1, or a negative or empty frame range.
+
+    Example:
+        >>> with VideoFileSource("talk.mp4", start_frame=300, end_frame=600) as source:  # doctest: +SKIP
+        ...     [frame.index for frame in source][:2]
+        [300, 301]
     """
 
-    def __init__(self, path: str | Path, vid_stride: int = 1) -> None:
+    def __init__(
+        self, path: str | Path, vid_stride: int = 1, start_frame: int = 0, end_frame: int | None = None
+    ) -> None:
         if int(vid_stride) < 1:
             raise ValueError(f"vid_stride must be >= 1, got {vid_stride}")
+        if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
+            raise ValueError(f"frame range [{start_frame}, {end_frame}) is empty or negative")
         url = isinstance(path, str) and is_video_url(path)  # a recorded video over http(s): FFmpeg reads it
         name = public_url(path) if url else str(Path(path))
         self.vid_stride = int(vid_stride)
@@ -127,6 +143,10 @@ class VideoFileSource(FrameSource):
         self.fps = fps if 0 < fps < 1000 else 30.0  # some containers report 0 or garbage
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.start_frame, self.end_frame = int(start_frame), end_frame
+        if start_frame:
+            self._seek(path if url else name, name)
+        n = max(0, min(n, end_frame or n) - start_frame) if n > 0 else 0
         self.info = SourceInfo(
             name=name,
             stem=_safe_stem(Path(urllib.parse.urlsplit(name).path if url else name).stem),
@@ -136,9 +156,21 @@ class VideoFileSource(FrameSource):
             live=False,
         )
 
+    def _seek(self, target: str | Path, name: str) -> None:
+        # FFmpeg seeks to the keyframe before and decodes up to the frame; a container that cannot seek
+        # reports another position, and then the frames before are decoded and dropped.
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame)
+        if int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == self.start_frame:
+            return
+        self.cap.release()
+        self.cap = cv2.VideoCapture(target)
+        for _ in range(self.start_frame):
+            if not self.cap.grab():
+                raise SourceError(f"{name} ends before frame {self.start_frame}", "check the frame range")
+
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        while True:
+        index = self.start_frame
+        while self.end_frame is None or index < self.end_frame:
             ok, image = self.cap.read()
             if not ok:
                 return

@@ -68,6 +68,39 @@ def test_version_and_help():
     assert usage.returncode == 0 and all(c in usage.stdout for c in commands)
 
 
+#: What `fer-yolo --help` must not wait for: only the command handlers import these.
+HEAVY = ("torch", "cv2", "ultralytics", "supervision")
+#: Parses --version, a subcommand's --help and a bad flag, then prints which HEAVY modules are loaded, before
+#: and after importing emotion.preprocess (which needs torch and OpenCV: the check can see them).
+PARSE_THEN_LIST_HEAVY = f"""
+import sys
+from fer_yolo.cli import main
+for argv in (["--version"], ["predict", "--help"], ["predict", "a.jpg", "--no-such-flag"]):
+    try:
+        main(argv)
+    except SystemExit as e:
+        print("check: exit", e.code)
+heavy = {HEAVY!r}
+print("check: loaded", *[m for m in heavy if m in sys.modules])
+import fer_yolo.emotion.preprocess
+print("check: loaded", *[m for m in heavy if m in sys.modules])
+"""
+
+
+def test_parsing_arguments_imports_no_heavy_library():
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_THEN_LIST_HEAVY], capture_output=True, text=True, env=env, timeout=120
+    )
+    lines = [
+        line.removeprefix("check: ") for line in result.stdout.splitlines() if line.startswith("check: ")
+    ]
+    assert lines[:3] == ["exit 0", "exit 0", "exit 2"], result.stderr  # each answered by argparse alone
+    assert "unrecognized arguments: --no-such-flag" in result.stderr and "Traceback" not in result.stderr
+    assert lines[3] == "loaded"  # none of HEAVY
+    assert {"torch", "cv2"} <= set(lines[4].split()[1:])
+
+
 @pytest.mark.slow
 def test_serve_answers_and_ctrl_c_stops_it_while_a_live_viewer_is_connected(media: Path):
     if not default_weights("detector").is_file() or not default_weights("emotion").is_file():

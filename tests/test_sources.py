@@ -37,6 +37,19 @@ def test_vid_stride_keeps_every_nth_frame(media: Path):
         VideoFileSource(media / CLIP, vid_stride=0)  # refused from the API too, not turned into 1
 
 
+@pytest.mark.parametrize("start, end, stride", [(100, 180, 1), (100, None, 4), (0, 50, 2)])
+def test_segment_yields_the_whole_files_frames_indices_and_times(media: Path, start, end, stride):
+    with VideoFileSource(media / CLIP, vid_stride=stride) as source:
+        whole = [f for f in source if start <= f.index < (end or 275)]
+    with VideoFileSource(media / CLIP, vid_stride=stride, start_frame=start, end_frame=end) as source:
+        segment = list(source)
+    assert source.info.total_frames == len(segment) == len(whole)
+    assert [(f.index, f.t_s) for f in segment] == [(f.index, f.t_s) for f in whole]
+    assert all((a.image == b.image).all() for a, b in zip(segment, whole))  # the seek lands on the frame
+    with pytest.raises(ValueError, match="empty or negative"):
+        VideoFileSource(media / CLIP, start_frame=10, end_frame=10)
+
+
 def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, tmp_path: Path):
     folder = tmp_path / "in put"  # a path with a space
     (folder / "sub").mkdir(parents=True)

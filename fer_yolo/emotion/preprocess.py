@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer_yolo.emotion.tta import TTA_MODES
+
 
 def square_crop(image: np.ndarray, xyxy: np.ndarray, margin: float) -> np.ndarray:
     """A square crop centred on a face box, its side max(w, h) * (1 + 2 * margin).
@@ -159,10 +161,6 @@ class Preprocess:
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
-
-
-#: Test-time augmentation modes: the views whose softmax outputs are averaged.
-TTA_MODES = ("none", "flip", "multicrop")
 
 
 def tta_views(x: torch.Tensor, mode: str = "none", zoom: float = 1.125) -> list[torch.Tensor]:

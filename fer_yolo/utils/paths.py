@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 from fer_yolo.errors import DatasetError
 
-#: The repository checkout (parent of the package).
+#: The repository checkout (parent of the package); in an installed copy, the folder holding fer_yolo/.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,19 +41,32 @@ def data_root(required: bool = True) -> Path | None:
     return None
 
 
-#: Shipped weight files (in weights/ of the checkout, or $FER_YOLO_WEIGHTS), by role; model cards beside them.
+#: Shipped weight files (in the folders of `weights_folders`), by role; model cards beside them.
 SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_resnet18.pt"}
 #: What ONNX Runtime runs instead by default: the same weights exported as int8 (`fer-yolo export --int8`).
 SHIPPED_INT8: dict[str, str] = {"emotion": "emotion_resnet18_int8.onnx"}
 
 
-def default_weights(role: str, onnx: bool = False) -> Path:
-    """Path of the shipped weights for `role` (detector | emotion): $FER_YOLO_WEIGHTS or weights/.
-
-    With `onnx` (inference by ONNX Runtime, on the CPU), the role's int8 export where one is shipped.
-    """
+def weights_folders() -> list[Path]:
+    """Where shipped weights are looked for, in order: $FER_YOLO_WEIGHTS (if set), the package's own
+    (fer_yolo/weights of an installed wheel; in a checkout, editable installs included, its top-level
+    weights/), then <cache_dir()>/weights."""
+    package, checkout = Path(str(resources.files("fer_yolo"))) / "weights", REPO_ROOT / "weights"
+    shipped = checkout if checkout.is_dir() and not package.is_dir() else package
+    folders = [shipped, cache_dir() / "weights"]
     env = os.environ.get("FER_YOLO_WEIGHTS")
-    folder = Path(env).expanduser() if env else REPO_ROOT / "weights"
+    return [Path(env).expanduser(), *folders] if env else folders
+
+
+def default_weights(role: str, onnx: bool = False) -> Path:
+    """Path of the shipped weights for `role` (detector | emotion), from the first of `weights_folders`
+    that holds them (none does: the path in the first, which the loaders' "not found" errors name).
+
+    With `onnx` (inference by ONNX Runtime, on the CPU), the role's int8 export where one is shipped beside
+    them.
+    """
+    folders = weights_folders()
+    folder = next((f for f in folders if (f / SHIPPED_WEIGHTS[role]).is_file()), folders[0])
     if onnx and role in SHIPPED_INT8 and (folder / SHIPPED_INT8[role]).is_file():
         return folder / SHIPPED_INT8[role]
     return folder / SHIPPED_WEIGHTS[role]

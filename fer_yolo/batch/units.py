@@ -1,0 +1,166 @@
+"""The units of a batch run: sources named on the command line, cut into pieces of work.
+
+A unit is one video, one time segment of a long video (`segment_s`), or the images of one folder. Its id
+depends only on what it covers (file, size, frame range; the folder's image names), so the same command
+plans the same units again and a rerun can tell finished ones from the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from fer_yolo.errors import SourceError
+from fer_yolo.runner import _unique
+from fer_yolo.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _expand, _safe_stem
+
+LOGGER = logging.getLogger(__name__)
+#: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
+LIST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: a video, a segment of one, or a folder's images.
+
+    Attributes:
+        id: Stable id (folder name under OUT/units/).
+        source: The video file or image folder it belongs to.
+        stem: Output stem of its source, unique within the run (OUT/<stem>.jsonl...).
+        kind: "video" or "images".
+        start_frame: First frame (videos).
+        end_frame: Frame after the last one (videos; None: to the end of the file).
+        images: The image files (image folders), in order.
+    """
+
+    id: str
+    source: str
+    stem: str
+    kind: str
+    start_frame: int = 0
+    end_frame: int | None = None
+    images: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """What the manifest lists (images by count, not by name)."""
+        out = {"id": self.id, "source": self.source, "stem": self.stem, "kind": self.kind}
+        if self.kind == "video":
+            return out | {"start_frame": self.start_frame, "end_frame": self.end_frame}
+        return out | {"images": len(self.images)}
+
+
+def read_list(path: Path) -> list[str]:
+    """The paths a source list names, relative ones taken from the list's folder.
+
+    Args:
+        path: A text file (one path a line; blank lines and `#` comments skipped) or a CSV file (its `path`
+            column, else its first column).
+
+    Example:
+        >>> read_list(Path("archive.csv"))  # doctest: +SKIP
+        ['/data/archive/2021/talk.mp4', '/data/archive/2021/photos']
+    """
+    text = path.read_text()
+    if path.suffix.lower() == ".csv":
+        rows = [row for row in csv.reader(text.splitlines()) if row]
+        column = rows.pop(0).index("path") if rows and "path" in rows[0] else 0
+        entries = [row[column] for row in rows]
+    else:
+        entries = text.splitlines()
+    entries = [e.strip() for e in entries]
+    return [str(path.parent / Path(e).expanduser()) for e in entries if e and not e.startswith("#")]
+
+
+def collect_files(specs: list[str]) -> list[Path]:
+    """Image and video files named by files, folders (recursive), globs and source lists, first mention
+    first, each once.
+
+    A path on the command line that matches nothing is an error; one in a source list is kept, so the run
+    records it as failed and goes on.
+
+    Raises:
+        SourceError: A command-line spec that matches nothing, or nothing to process at all.
+    """
+    files: dict[Path, None] = {}
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            for entry in read_list(path):
+                found = _expand(entry) if Path(entry).exists() or _is_glob(entry) else [Path(entry)]
+                files.update(dict.fromkeys(found))
+        else:
+            files.update(dict.fromkeys(_expand(spec)))
+    if not files:
+        raise SourceError(
+            f"no images or videos in {' '.join(specs)}",
+            f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}",
+        )
+    return list(files)
+
+
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -> list[Unit]:
+    """Units for `files`: each video (cut into segments when longer than `segment_s`), and one per folder of
+    images.
+
+    Args:
+        files: Image and video files (see collect_files).
+        segment_s: Videos longer than this are cut into equal segments no longer than it, seconds (0: never).
+        vid_stride: Every n-th frame is processed: segments start on such frames.
+
+    Example:
+        >>> [u.id for u in plan_units([Path("talk.mp4")], segment_s=300)]  # doctest: +SKIP
+        ['talk-3f2a9c1e07', 'talk-8b41d0c2aa', 'talk-c09e1f3b5d']
+    """
+    videos_and_folders: dict[Path, list[Path] | None] = {}  # first mention first; None: a video
+    for file in files:
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            videos_and_folders.setdefault(file.parent, []).append(file)
+        else:
+            videos_and_folders[file] = None
+    stems: set[str] = set()
+    units = []
+    for path, images in videos_and_folders.items():
+        stem = _unique(_safe_stem(path.stem if images is None else path.name), stems)
+        if images is not None:
+            key = f"{path.resolve()}|" + "|".join(p.name for p in images)
+            units.append(
+                Unit(_unit_id(path.name, key), str(path), stem, "images", images=tuple(map(str, images)))
+            )
+            continue
+        size = path.stat().st_size if path.is_file() else -1
+        for start, end in _segments(path, segment_s, vid_stride):
+            key = f"{path.resolve()}|{size}|{start}|{end}"
+            units.append(Unit(_unit_id(path.stem, key), str(path), stem, "video", start, end))
+    return units
+
+
+def _unit_id(name: str, key: str) -> str:
+    return f"{_safe_stem(name)[:40]}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None]]:
+    """Equal [start, end) frame ranges of at most segment_s; the last runs to the end of the file (headers
+    can be a few frames off)."""
+    if segment_s <= 0:
+        return [(0, None)]
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps, frames = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if not (0 < fps < 1000) or frames <= 0:  # unreadable, or no length in its header: one unit
+        return [(0, None)]
+    count = math.ceil(frames / (segment_s * fps))
+    length = math.ceil(math.ceil(frames / count) / vid_stride) * vid_stride  # starts on processed frames
+    starts = list(range(0, frames, length))
+    return [(s, e) for s, e in zip(starts, starts[1:] + [None])]
