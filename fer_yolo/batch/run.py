@@ -97,7 +97,7 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
 
     Example:
         >>> report = run_batch(["archive/"], "runs/batch/archive", load_config())  # doctest: +SKIP
-        >>> report.counts
+        >>> report.counts  # doctest: +SKIP
         {'ok': 41, 'failed': 1}
     """
     out_dir = Path(out_dir).expanduser()

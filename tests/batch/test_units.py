@@ -1,0 +1,71 @@
+"""Batch planning on real media: units, segments on processed frames, stable ids, source lists."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fer_yolo.batch.units import collect_files, plan_units, read_list
+from fer_yolo.errors import SourceError
+
+CLIP = "face_recognition/short_hamilton_clip.mp4"  # 29.97 fps, 275 frames: 9.2 s
+SHORT = "sihanwang_video/test.mp4"  # 29.3 fps, 132 frames: 4.5 s
+
+
+@pytest.mark.parametrize(
+    ("segment_s", "stride", "ranges"),
+    [
+        (0.0, 1, [(0, None)]),  # whole files
+        (5.0, 1, [(0, 138), (138, None)]),  # two segments of at most 5 s, the last to the end of the file
+        (5.0, 4, [(0, 140), (140, None)]),  # segments start on processed frames (multiples of 4)
+        (3.0, 1, [(0, 69), (69, 138), (138, 207), (207, None)]),  # equal segments, none over 3 s
+        (60.0, 1, [(0, None)]),  # shorter than a segment: one unit
+    ],
+)
+def test_long_videos_are_cut_into_segments(media: Path, segment_s, stride, ranges):
+    units = plan_units([media / CLIP], segment_s, stride)
+    assert [(u.start_frame, u.end_frame) for u in units] == ranges
+    assert len({u.id for u in units}) == len(units) and {u.stem for u in units} == {"short_hamilton_clip"}
+
+
+def test_unit_ids_are_stable_and_name_what_they_cover(media: Path, tmp_path: Path):
+    photos = tmp_path / "my photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "two_people.jpg"):
+        shutil.copy(media / "face_recognition" / name, photos)
+    files = collect_files([str(media / SHORT), str(photos)])
+    first, again = plan_units(files, 5.0), plan_units(files, 5.0)
+    assert [u.id for u in first] == [u.id for u in again]  # the same command plans the same units
+    assert [(u.kind, u.stem) for u in first] == [("video", "test"), ("images", "my_photos")]
+    assert first[1].images == tuple(str(photos / n) for n in ("obama.jpg", "two_people.jpg"))
+    shutil.copy(media / "face_recognition" / "obama_and_biden.jpg", photos)  # the folder changed: a new unit
+    assert plan_units(collect_files([str(photos)]))[0].id != first[1].id
+
+
+def test_same_stem_in_two_folders_gets_two_outputs(media: Path, tmp_path: Path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(media / SHORT, tmp_path / folder / "clip.mp4")
+    units = plan_units(collect_files([str(tmp_path)]))
+    assert [u.stem for u in units] == ["clip", "clip_2"] and units[0].id != units[1].id
+
+
+def test_source_lists_text_and_csv(media: Path, tmp_path: Path):
+    (tmp_path / "list.txt").write_text(f"# archive\n\n{media / SHORT}\nmissing.mp4\n")
+    (tmp_path / "list.csv").write_text(f"id,path\n1,{media / CLIP}\n2,{media / SHORT}\n")
+    assert read_list(tmp_path / "list.txt") == [str(media / SHORT), str(tmp_path / "missing.mp4")]
+    files = collect_files([str(tmp_path / "list.txt"), str(tmp_path / "list.csv")])
+    # listed once each, in first-mention order; a missing listed file stays, to be recorded as failed
+    assert files == [media / SHORT, tmp_path / "missing.mp4", media / CLIP]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("nowhere/clip.mp4", "source not found"), ("empty", "no images or videos in")],
+)
+def test_sources_that_match_nothing_are_refused(spec, message, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match=message):
+        collect_files([str(tmp_path / spec)])

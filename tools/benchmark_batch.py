@@ -1,0 +1,108 @@
+"""Archive throughput of `fer-yolo batch` with 1 and then 2 workers (1 CPU and 1 thread each), same run.
+
+    python tools/benchmark_batch.py [--copies 2] [--segment-s 10] [--workers 1 2] [--out DIR]
+
+The archive is every real clip of <data>/media, linked --copies times (so a run lasts long enough for the
+start of Ray and of the workers to weigh little), with videos cut into --segment-s segments so the longest
+clip does not leave a worker idle at the end. Each row is one whole `run_batch` on a fresh output folder:
+wall seconds (Ray start, worker start, units, merge), frames per wall second, and frames per busy second of
+each worker. The speed-up is against the first row. Run it on an idle machine (pause trainings): the load
+average at the start is recorded beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from fer_yolo.batch import run_batch
+from fer_yolo.config import load_config
+from fer_yolo.utils.device import machine_name
+from fer_yolo.utils.io import write_json, write_text
+from fer_yolo.utils.paths import data_root
+
+
+def make_archive(folder: Path, copies: int) -> list[Path]:
+    """Links to every clip of <data>/media, `copies` times each (distinct files: distinct units)."""
+    clips = sorted((data_root() / "media").rglob("*.mp4"))
+    links = []
+    for k in range(copies):
+        for clip in clips:
+            link = folder / f"copy{k}" / clip.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(clip)
+            links.append(link)
+    return links
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--copies", type=int, default=2, help="times each clip is in the archive")
+    p.add_argument("--segment-s", type=float, default=10.0, help="segment length, seconds (0: whole clips)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts, one run each")
+    p.add_argument("--out", default="docs/benchmark_batch", help="folder for results.json and results.md")
+    args = p.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fer-yolo-benchmark-batch-"))
+    try:
+        archive = make_archive(work / "archive", args.copies)
+        load = os.getloadavg()
+        rows = []
+        for workers in args.workers:
+            cfg = load_config(
+                overrides={
+                    "batch": {"workers": workers, "cpus_per_worker": 1.0, "segment_s": args.segment_s},
+                    "stream": {"save_csv": False},
+                }
+            )
+            t0 = time.perf_counter()
+            report = run_batch([str(a) for a in archive], work / f"out{workers}", cfg, quiet=True)
+            wall = time.perf_counter() - t0
+            if report.failed or report.interrupted:
+                raise SystemExit(f"the {workers}-worker run did not finish every unit: {report.failed}")
+            rows.append(
+                {
+                    "workers": workers,
+                    "units": report.counts["ok"],
+                    "frames": report.frames,
+                    "wall_s": round(wall, 2),
+                    "frames_per_s": round(report.frames / wall, 2),
+                    "worker_frames_per_s": [w["fps"] for w in report.workers],
+                }
+            )
+            print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        row["speedup"] = round(row["frames_per_s"] / rows[0]["frames_per_s"], 2)
+    clips = len(archive) // args.copies
+    source = f"{clips} clips of <data>/media x {args.copies} copies, segments of {args.segment_s:g} s"
+    header = (
+        f"Archive: {source}; {machine_name()}, 1 CPU and 1 thread per worker, local Ray; "
+        f"load average at the start {load[0]:.2f} (1 min)."
+    )
+    table = [
+        header,
+        "",
+        "| workers | units | frames | wall s | frames/s | speed-up | frames/s per worker (busy) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_worker = ", ".join(f"{f:.1f}" if f else "-" for f in r["worker_frames_per_s"])
+        table.append(
+            f"| {r['workers']} | {r['units']} | {r['frames']} | {r['wall_s']} | {r['frames_per_s']} | "
+            f"{r['speedup']}x | {per_worker} |"
+        )
+    print("\n".join(table))
+    result = {"archive": source, "machine": machine_name(), "load_average": load, "rows": rows}
+    write_json(Path(args.out) / "results.json", result)
+    write_text(Path(args.out) / "results.md", "\n".join(table) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
