@@ -72,7 +72,7 @@ def jitter_boxes(boxes: np.ndarray, amount: float, u: np.ndarray) -> np.ndarray:
     """Boxes with centre moved and size changed by up to `amount` of their side; `u` (n, 3) in [0, 1).
 
     Example:
-        >>> jitter_boxes(np.array([[0.0, 0, 10, 20]]), 0.1, np.full((1, 3), 0.5)).tolist()  # u = 0.5: no change
+        >>> jitter_boxes(np.array([[0.0, 0, 10, 20]]), 0.1, np.full((1, 3), 0.5)).tolist()  # u = 0.5: same
         [[0.0, 0.0, 10.0, 20.0]]
     """
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]

@@ -18,11 +18,11 @@ from fer_yolo.data.convert.ferplus import list_ferplus
 from fer_yolo.data.crops import CropSet, load_crops, read_crops
 from fer_yolo.data.face_crops import FaceBoxer, FaceImages, native_format, read_list, split_by_list
 from fer_yolo.emotion.classifier import load_emotion_model
+from fer_yolo.emotion.inference import predict_logits
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import DatasetError
 from fer_yolo.evaluation.metrics import classification_report
-from fer_yolo.train.emotion import predict_logits
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path, write_json, write_text
 from fer_yolo.utils.paths import weights_names

@@ -39,14 +39,15 @@ from fer_yolo.data.crops import (
     relative_paths,
 )
 from fer_yolo.emotion.classifier import load_emotion_model, load_state, read_emotion_checkpoint
+from fer_yolo.emotion.inference import autocast_for, predict_logits
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, grow_resnet_state, load_imagenet_mobilenet_v2
-from fer_yolo.emotion.preprocess import Preprocess, tta_views
+from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import ConfigError, DatasetError, WeightsError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
-from fer_yolo.utils.device import cpu_has_fast_bf16, select_device
+from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path, increment_dir, load_checkpoint, save_checkpoint, write_text
 from fer_yolo.utils.paths import absolute_path
 
@@ -261,46 +262,6 @@ def class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
     w = counts**-power
     w /= (w * counts).sum() / counts.sum()
     return torch.tensor(w, dtype=torch.float32)
-
-
-def autocast_for(device: torch.device, amp: bool) -> torch.autocast:
-    """fp16 autocast on CUDA, bf16 on CPUs that compute it natively, otherwise off."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16, enabled=amp)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp and cpu_has_fast_bf16())
-
-
-@torch.no_grad()
-def predict_logits(
-    model: torch.nn.Module,
-    images_u8: np.ndarray,
-    pre: Preprocess,
-    device: torch.device,
-    batch: int = 256,
-    amp: bool = False,
-    tta: str = "none",
-) -> np.ndarray:
-    """Logits (n, k) float32 for uint8 crops (n, s, s, c); with `tta` the log of the mean softmax over views.
-
-    `tta` is one of TTA_MODES (none, flip, multicrop): see emotion.preprocess.tta_views. Colour crops reach a
-    head trained on grey faces grey, as in the pipeline (`Preprocess.grey`).
-    """
-    if pre.grey and images_u8.shape[-1] == 3 and not is_grey(images_u8):
-        # only made grey: the crops are read at the input size and sharpness already; RGB -> BGR as it takes
-        images_u8 = replace(pre, source_size=0).prepare_crops(list(images_u8[..., ::-1]))
-    model.eval()
-    out = []
-    for i in range(0, len(images_u8), batch):
-        x = pre.normalize(torch.from_numpy(images_u8[i : i + batch]).to(device))
-        x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_for(device, amp):
-            if tta == "none":
-                logits = model(x).float()
-            else:
-                views = tta_views(x, tta)
-                logits = torch.stack([model(v).float().softmax(1) for v in views]).mean(0).log()
-        out.append(logits.cpu())
-    return torch.cat(out).numpy()
 
 
 def _append_csv(path: Path, row: dict) -> None:

@@ -12,12 +12,12 @@ from torch import nn
 
 from fer_yolo.data.crops import CropSet
 from fer_yolo.emotion.classifier import load_emotion_model
+from fer_yolo.emotion.inference import predict_logits
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_ferplus, plot_confusion
-from fer_yolo.train.emotion import predict_logits
 
 #: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
 RAW = Preprocess(input_size=4, in_chans=1, mean=(0.0,), std=(1.0,))
