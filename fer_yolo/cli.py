@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=["mtcnn"],
         metavar="SPEC",
-        help="detectors measured in the same run, name[:key=value,...] (default: mtcnn)",
+        help="detectors measured in the same run, name[:key=value,...] or name=WEIGHTS, e.g. "
+        "yunet=face_detection_yunet_2023mar.onnx (default: mtcnn)",
     )
     ed.add_argument("--split", help="image list (default <data>/widerface/val_holdout.txt)")
     ed.add_argument("--widerface", help="widerface folder (default <data>/widerface)")
@@ -200,8 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> None:
     """The pipeline's flags and the timeline's; `annotated`: also those of stream/predict's run folders."""
-    p.add_argument("--detector", help="yolo (default) | mtcnn (the original system's detector)")
-    p.add_argument("--weights", help="YOLO face weights (default: weights/face_yolo11n.pt)")
+    p.add_argument(
+        "--detector",
+        help="yolo (default) | mtcnn (the original system's detector) | yunet | scrfd (need --weights)",
+    )
+    p.add_argument(
+        "--weights",
+        help="detector weights: YOLO (default: weights/face_yolo11n.pt), or the .onnx file you supply for "
+        "yunet/scrfd",
+    )
     p.add_argument(
         "--emotion-weights",
         help="emotion head (default: the shipped weights; .hdf5: mini-Xception; .onnx: from fer-yolo export)",

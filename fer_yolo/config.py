@@ -31,6 +31,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "serve.max_image_mb": (0.001, INF),
     "serve.max_image_mp": (0.01, 1000),
     "serve.max_image_side": (32, 65536),
+    "serve.max_image_requests": (1, INF),
     "serve.max_video_mb": (0.001, INF),
     "serve.max_video_frames": (1, INF),
     "serve.job_ttl_s": (0, INF),
@@ -132,7 +133,36 @@ def load_config(files: list[str | Path] | tuple = (), overrides: dict | None = N
         cfg = merge(cfg, loaded)
     cfg = merge(cfg, _drop_none(overrides or {}))
     check_bounds(cfg)
+    check_detector(cfg)
     return cfg
+
+
+def check_detector(cfg: dict) -> None:
+    """Raise ConfigError for an unknown `pipeline.detector`, or one whose weights the user must supply
+    (yunet, scrfd) given without `pipeline.detector_weights`.
+
+    Example:
+        >>> check_detector({"pipeline": {"detector": "yunet", "detector_weights": ""}})
+        Traceback (most recent call last):
+        ...
+        fer_yolo.errors.ConfigError: pipeline.detector yunet needs pipeline.detector_weights (its .onnx file)
+          hint: pass --weights PATH or --set pipeline.detector_weights=PATH (fer-yolo ships no yunet weights)
+    """
+    from fer_yolo.detectors import DETECTORS, USER_WEIGHTS  # the names only: no model library is loaded
+
+    pipeline = cfg.get("pipeline", {})
+    name = pipeline.get("detector")
+    if name is None:
+        return
+    if name not in DETECTORS:
+        close = difflib.get_close_matches(name, list(DETECTORS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {sorted(DETECTORS)}"
+        raise ConfigError(f"pipeline.detector must be one of {sorted(DETECTORS)}, got {name!r}", hint)
+    if name in USER_WEIGHTS and not pipeline.get("detector_weights"):
+        raise ConfigError(
+            f"pipeline.detector {name} needs pipeline.detector_weights (its .onnx file)",
+            f"pass --weights PATH or --set pipeline.detector_weights=PATH (fer-yolo ships no {name} weights)",
+        )
 
 
 def check_bounds(cfg: dict) -> None:

@@ -95,20 +95,34 @@ def use_onnx(backend: str, device: torch.device) -> bool:
     return backend == "onnx"
 
 
+def onnx_session(model: Path | bytes, threads: int):
+    """A CPU ONNX Runtime session of an .onnx file (or its serialized bytes), set up to share few cores.
+
+    Args:
+        model: The .onnx file, or a model serialized in memory (e.g. one whose input was made dynamic).
+        threads: Intra-op threads (at least 1).
+
+    Returns:
+        An `onnxruntime.InferenceSession` on the CPU execution provider.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    # No spin-waiting after a run: the detector's and the emotion head's sessions (and PyTorch) take
+    # turns on the same cores, and a spinning pool starves the next one (2x slower end to end here).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxNet:
     """A CPU ONNX Runtime session called like the network: float32 array in, torch tensor out."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        # No spin-waiting after a run: the detector's and the emotion head's sessions (and PyTorch) take
-        # turns on the same cores, and a spinning pool starves the next one (2x slower end to end here).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads)
 
     def __call__(self, x) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {"input": x})[0])

@@ -14,7 +14,7 @@ import numpy as np
 import supervision as sv
 
 from fer_yolo.config import defaults
-from fer_yolo.detectors import FaceDetector, build_detector
+from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.smoothing import EmaSmoother
@@ -22,8 +22,41 @@ from fer_yolo.sources import Frame, FrameSource
 from fer_yolo.tracking import FaceTracker
 
 LOGGER = logging.getLogger(__name__)
-#: `pipeline` settings that only the YOLO detector reads.
+#: `pipeline` settings of the YOLO detector, which MTCNN does not read.
 YOLO_ONLY = ("detector_weights", "imgsz", "iou", "low_conf")
+#: Of those, the ones the detectors on user-supplied weights (yunet, scrfd) do not read either.
+PEERS_IGNORE = ("imgsz",)
+
+
+def _detector_from_config(cfg: dict) -> FaceDetector:
+    """The detector of a `pipeline` config section, warning about the settings it does not read."""
+    name = cfg["detector"]
+    if name == "yolo":
+        return build_detector(
+            "yolo",
+            weights=cfg["detector_weights"] or None,
+            imgsz=cfg["imgsz"],
+            conf=min(cfg["low_conf"], cfg["conf"]),
+            iou=cfg["iou"],
+            max_det=cfg["max_faces"],
+            device=cfg["device"],
+            half=cfg["half"],
+            backend=cfg["backend"],
+        )
+    peer = name in USER_WEIGHTS  # yunet, scrfd: on the weights the user supplies, run on the CPU
+    default = defaults()["pipeline"]
+    ignored = [f"{k}={cfg[k]!r}" for k in (PEERS_IGNORE if peer else YOLO_ONLY) if cfg[k] != default[k]]
+    if ignored:
+        LOGGER.warning("ignored with detector %s (YOLO only): %s", name, ", ".join(ignored))
+    if not peer:
+        return build_detector(name, device=cfg["device"])
+    return build_detector(
+        name,
+        weights=cfg["detector_weights"] or None,
+        conf=min(cfg["low_conf"], cfg["conf"]),
+        iou=cfg["iou"],
+        max_det=cfg["max_faces"],
+    )
 
 
 @dataclass
@@ -88,26 +121,6 @@ class Pipeline:
     @classmethod
     def from_config(cls, cfg: dict) -> Pipeline:
         """Build from the `pipeline` config section (keys and meaning: fer_yolo/cfg/default.yaml)."""
-        if cfg["detector"] == "yolo":
-            detector = build_detector(
-                "yolo",
-                weights=cfg["detector_weights"] or None,
-                imgsz=cfg["imgsz"],
-                conf=min(cfg["low_conf"], cfg["conf"]),
-                iou=cfg["iou"],
-                max_det=cfg["max_faces"],
-                device=cfg["device"],
-                half=cfg["half"],
-                backend=cfg["backend"],
-            )
-        else:
-            default = defaults()["pipeline"]
-            ignored = [f"{k}={cfg[k]!r}" for k in YOLO_ONLY if cfg[k] != default[k]]
-            if ignored:
-                LOGGER.warning(
-                    "ignored with detector %s (YOLO only): %s", cfg["detector"], ", ".join(ignored)
-                )
-            detector = build_detector(cfg["detector"], device=cfg["device"])
         classifier = EmotionClassifier(
             cfg["emotion_weights"] or None,
             device=cfg["device"],
@@ -119,7 +132,13 @@ class Pipeline:
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
         return cls(
-            detector, classifier, cfg["conf"], tracker, smoother, cfg["max_faces"], cfg["classify_every"]
+            _detector_from_config(cfg),
+            classifier,
+            cfg["conf"],
+            tracker,
+            smoother,
+            cfg["max_faces"],
+            cfg["classify_every"],
         )
 
     def fork(self) -> Pipeline:

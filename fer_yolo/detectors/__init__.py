@@ -1,28 +1,46 @@
-"""Face detectors by name; each returns supervision.Detections (see base.FaceDetector)."""
+"""Face detectors by name; each returns supervision.Detections (see base.FaceDetector).
+
+The names and the spec parser load no model library (config checks use them); `FaceDetector` is imported
+from base.py on first access.
+"""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import re
+from typing import TYPE_CHECKING, Any
 
-from fer_yolo.detectors.base import FaceDetector
 from fer_yolo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fer_yolo.detectors.base import FaceDetector
 
 #: Detector name -> "module:Class", imported only when asked for.
 DETECTORS: dict[str, str] = {
     "mtcnn": "fer_yolo.detectors.mtcnn:MtcnnDetector",
+    "scrfd": "fer_yolo.detectors.scrfd:ScrfdDetector",
     "yolo": "fer_yolo.detectors.yolo:YoloFaceDetector",
+    "yunet": "fer_yolo.detectors.yunet:YunetDetector",
 }
+#: Detectors whose weights the user supplies (fer-yolo neither ships nor downloads them).
+USER_WEIGHTS = ("scrfd", "yunet")
 
 
 def parse_detector_spec(spec: str) -> tuple[str, dict]:
     """Split ``name:key=value,key=value`` into a name and constructor keywords (values as Python literals).
 
+    ``name=PATH`` is short for ``name:weights=PATH`` (the whole rest is the path, colons and commas too).
+
     Example:
         >>> parse_detector_spec("mtcnn:min_face_size=10")
         ('mtcnn', {'min_face_size': 10})
+        >>> parse_detector_spec("yunet=peers/face_detection_yunet_2023mar.onnx")
+        ('yunet', {'weights': 'peers/face_detection_yunet_2023mar.onnx'})
     """
+    shorthand = re.fullmatch(r"(\w+)=(.+)", spec, re.DOTALL)
+    if shorthand:
+        return shorthand[1], {"weights": shorthand[2]}
     name, _, rest = spec.partition(":")
     kwargs = {}
     for item in filter(None, re.split(r",(?![^\[\(]*[\]\)])", rest)):  # commas outside [] and ()
@@ -50,3 +68,12 @@ def build_detector(name: str, **kwargs) -> FaceDetector:
         return cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"bad settings for detector {name!r}: {e}") from e
+
+
+def __getattr__(name: str) -> Any:
+    """`FaceDetector`, imported from base.py (numpy, supervision) on first access (PEP 562)."""
+    if name == "FaceDetector":
+        from fer_yolo.detectors.base import FaceDetector
+
+        return FaceDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 import supervision as sv
+
+from fer_yolo.errors import WeightsError
 
 #: sv.Detections.data key of the (n, 5, 2) float32 landmarks (eyes, nose, mouth corners), if any.
 LANDMARKS_KEY = "landmarks"
@@ -43,3 +46,29 @@ def make_detections(
         class_id=np.zeros(len(xyxy), int),
         data=data,
     )
+
+
+def user_weights_file(weights: str | Path | None, detector: str, hint: str) -> Path:
+    """The weights file a user supplies for a detector fer-yolo does not ship, checked to be a file.
+
+    Args:
+        weights: The path given (None or "": not given).
+        detector: The detector's name, for the message.
+        hint: What to pass (which file, where it comes from).
+
+    Raises:
+        WeightsError: No path given, or no file there.
+
+    Example:
+        >>> user_weights_file(None, "yunet", "pass a YuNet .onnx")
+        Traceback (most recent call last):
+        ...
+        fer_yolo.errors.WeightsError: detector 'yunet' needs a weights file, and none was given
+          hint: pass a YuNet .onnx
+    """
+    if not weights:
+        raise WeightsError(f"detector {detector!r} needs a weights file, and none was given", hint)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{detector} weights not found: {path}", hint)
+    return path
