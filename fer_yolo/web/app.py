@@ -67,6 +67,8 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     limits = {"/api/image": serve["max_image_mb"], "/api/videos": serve["max_video_mb"]}
     app.add_middleware(BodyLimit, limits_mb=limits)
+    # Outermost: a request over the limit is answered before anything reads its body.
+    app.add_middleware(InFlightLimit, limits={"/api/image": serve["max_image_requests"]})
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -99,6 +101,7 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
             "weights": {role: Path(w).name for role, w in pipeline.weights.items()},  # names, not paths
             "max_image_mb": serve["max_image_mb"],
             "max_image_mp": serve["max_image_mp"],
+            "max_image_requests": serve["max_image_requests"],
             "max_video_mb": serve["max_video_mb"],
             "max_video_frames": serve["max_video_frames"],
             "live": live is not None,
@@ -109,11 +112,13 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         """Faces in an image: boxes, emotion, probabilities, and (by default) the annotated image as JPEG.
 
         Boxes are in the uploaded image's pixels; a large image is scaled to `serve.max_image_side` before it
-        is processed and annotated (`annotated_scale`).
+        is processed and annotated (`annotated_scale`). At most `serve.max_image_requests` images are in
+        progress or waiting at once; more get 429 before their upload is read.
         """
-        data = file.file.read(int(serve["max_image_mb"] * 1e6) + 1)
         try:
-            with lock:  # one image at a time, decoding included: memory stays that of one image
+            with lock:  # one image at a time, reading included: memory stays that of one image
+                # waiting uploads stay in Starlette's spooled files (on disk past 1 MB), not in bytes
+                data = file.file.read(int(serve["max_image_mb"] * 1e6) + 1)
                 frame, scale = read_image(
                     data, serve["max_image_mb"], serve["max_image_mp"], serve["max_image_side"]
                 )
@@ -205,6 +210,35 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         return live.stats()
 
     return app
+
+
+class InFlightLimit:
+    """ASGI middleware answering 429 at once to a request for a path that already has its limit of
+    requests in progress or waiting, before anything reads its body.
+
+    Each waiting image upload holds its body (Starlette parses it before the route runs, and the server
+    accepts any number of connections): without a bound, a burst of 20 MB uploads holds them all.
+    """
+
+    def __init__(self, app, limits: dict[str, int]) -> None:
+        self.app, self.limits = app, limits
+        self.active = dict.fromkeys(limits, 0)  # changed on the event loop only: no lock needed
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else None
+        if path not in self.limits:
+            await self.app(scope, receive, send)
+            return
+        if self.active[path] >= self.limits[path]:
+            message = f"too many requests to {path} at once (limit {self.limits[path]}); try again shortly"
+            busy = JSONResponse({"error": message}, status_code=429, headers={"Retry-After": "1"})
+            await busy(scope, receive, send)
+            return
+        self.active[path] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active[path] -= 1
 
 
 class BodyLimit:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_yolo.data.images import BadImage, decode_image
+from fer_yolo.data.images import BadImage, decode_image_scaled
 
 
 class UploadError(ValueError):
@@ -30,7 +30,8 @@ def read_image(data: bytes, limit_mb: float, max_mp: float, max_side: int) -> tu
     """Decode an uploaded image (JPEG, PNG, WebP, BMP, TIFF...) to BGR uint8 no larger than `max_side`.
 
     The pixel count is checked from the header before anything is decoded (a small file can declare a
-    huge image); what the pipeline gains nothing from (its detector sees 320 px) is scaled away at once.
+    huge image); what the pipeline gains nothing from (its detector sees 320 px) is scaled away at once,
+    while decoding where the format allows it (JPEG: `decode_image_scaled`).
 
     Returns:
         (image, scale of the image against the upload: boxes found in it divided by scale are the upload's).
@@ -40,15 +41,10 @@ def read_image(data: bytes, limit_mb: float, max_mp: float, max_side: int) -> tu
     """
     check_size(len(data), limit_mb, "image")
     try:
-        image = decode_image(data, max_pixels=int(max_mp * 1e6))
+        return decode_image_scaled(data, max_side, max_pixels=int(max_mp * 1e6))
     except BadImage as e:
         status = 413 if "limit" in str(e) or "too many pixels" in str(e) else 415
         raise UploadError(f"not a readable image ({e})" if status == 415 else str(e), status=status) from e
-    scale = min(1.0, max_side / max(image.shape[:2]))
-    if scale < 1:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image, scale
 
 
 def release_memory() -> None:

@@ -32,13 +32,9 @@ def test_a_folder_beside_the_splits_that_is_neither_is_reported(fer2013: Path, t
 
 
 @pytest.mark.slow
-def test_a_truncated_video_upload_is_flagged_incomplete(
-    face_weights: Path, emotion_weights: Path, media: Path
-):
-    over = {"pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights)}}
-    cfg = load_config(overrides=over)
+def test_a_truncated_video_upload_is_flagged_incomplete(serve_config, serve_pipeline: Pipeline, media: Path):
     clip = (media / "sihanwang_video/test.mp4").read_bytes()  # 132 frames; the first half decodes 60
-    with TestClient(create_app(cfg, Pipeline.from_config(cfg["pipeline"]))) as client:
+    with TestClient(create_app(serve_config(), serve_pipeline)) as client:
         r = client.post("/api/videos", files={"file": ("half.mp4", clip[: len(clip) // 2], "video/mp4")})
         assert r.status_code == 202
         url, deadline = r.json()["status_url"], time.time() + 300

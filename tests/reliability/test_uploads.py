@@ -1,5 +1,7 @@
 """Hostile and heavy image uploads to `serve` (probe 3 of issue 29): pixel bombs are refused before decoding,
-decoding is one image at a time, large photos are scaled to what the pipeline uses, and memory returns."""
+decoding is one image at a time, large photos are scaled to what the pipeline uses (JPEGs while they are
+decoded), requests over the limit are refused before their upload is read, and memory peaks at about one
+image and returns."""
 
 from __future__ import annotations
 
@@ -14,28 +16,26 @@ import pytest
 from fastapi.testclient import TestClient
 
 import fer_yolo.web.uploads as uploads
-from fer_yolo.config import load_config
+from fer_yolo.data.images import decode_image, decode_image_scaled
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.web.app import create_app
+from tests.helpers.memory import PeakRss, status_mb
 
 
 @pytest.fixture(scope="module")
-def client(face_weights: Path, emotion_weights: Path):
-    over = {"pipeline": {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights)}}
-    cfg = load_config(overrides=over)
-    with TestClient(create_app(cfg, Pipeline.from_config(cfg["pipeline"]))) as c:
+def client(serve_config, serve_pipeline: Pipeline):
+    with TestClient(create_app(serve_config(), serve_pipeline)) as c:
         yield c
 
 
-def post(client: TestClient, data: bytes):
-    return client.post("/api/image", files={"file": ("x.png", data, "image/png")})
+def post(client: TestClient, data: bytes, **headers):
+    return client.post("/api/image", files={"file": ("x.png", data, "image/png")}, headers=headers)
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    pytest.skip("no /proc/self/status")
+def large_jpeg(media: Path) -> bytes:
+    """A real photo at 5600 x 4200 (23.5 MP, under the 24 MP cap), 2.8x its own size."""
+    photo = cv2.imread(str(media / "face_recognition/obama_and_biden.jpg"))  # 2000 x 1428
+    return cv2.imencode(".jpg", cv2.resize(photo, (5600, 4200), interpolation=cv2.INTER_CUBIC))[1].tobytes()
 
 
 def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(client: TestClient, monkeypatch):
@@ -65,7 +65,7 @@ def test_large_photos_are_scaled_for_the_pipeline_and_boxes_come_back_in_their_p
 
 def test_concurrent_uploads_decode_one_at_a_time(client: TestClient, media: Path, monkeypatch):
     live, peak, guard = [0], [0], threading.Lock()
-    original = uploads.decode_image
+    original = uploads.decode_image_scaled
 
     def tracked(*args, **kwargs):
         with guard:
@@ -78,21 +78,84 @@ def test_concurrent_uploads_decode_one_at_a_time(client: TestClient, media: Path
             with guard:
                 live[0] -= 1
 
-    monkeypatch.setattr(uploads, "decode_image", tracked)
+    monkeypatch.setattr(uploads, "decode_image_scaled", tracked)
     data = (media / "face_recognition/two_people.jpg").read_bytes()
     with ThreadPoolExecutor(4) as pool:
         codes = [r.status_code for r in pool.map(lambda _: post(client, data), range(4))]
     assert codes == [200] * 4 and peak[0] == 1
 
 
+def test_a_large_jpeg_is_scaled_while_it_is_decoded(media: Path):
+    data = large_jpeg(media)
+    full = decode_image(data)  # also warms the decoder up
+    full_mb = full.nbytes / 2**20  # 67 MB
+    expected = cv2.resize(full, (2048, 1536), interpolation=cv2.INTER_AREA)
+    del full
+    with PeakRss() as peak:
+        image, scale = decode_image_scaled(data, 2048)
+    assert image.shape == (1536, 2048, 3) and scale == pytest.approx(2048 / 5600)
+    # decoded at 1/2 (2800 x 2100, 17 MB) and scaled: the full-size image never exists
+    assert peak.mb < 0.6 * full_mb, f"decoding peaked at {peak.mb:.0f} MB; the full image is {full_mb:.0f} MB"
+    diff = np.abs(image.astype(np.int16) - expected).astype(np.float32)
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 8  # measured: 0.34, 2
+
+
+def test_image_requests_over_the_limit_are_refused_at_once_before_their_upload_is_read(
+    serve_config, serve_pipeline: Pipeline, media: Path, monkeypatch
+):
+    app = create_app(serve_config(max_image_requests=2), serve_pipeline)
+    read = []  # the x-probe header of each request whose body the app started reading
+
+    async def spy(scope, receive, send):
+        probe = dict(scope.get("headers", [])).get(b"x-probe", b"").decode()
+
+        async def reading():
+            read.append(probe)
+            return await receive()
+
+        await app(scope, reading, send)
+
+    entered, release = threading.Event(), threading.Event()
+    process = serve_pipeline.process
+
+    def held(*args, **kwargs):  # the first image holds the pipeline: the second waits for it
+        entered.set()
+        release.wait(60)
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(serve_pipeline, "process", held)
+    data = (media / "face_recognition/two_people.jpg").read_bytes()
+    with TestClient(spy) as client, ThreadPoolExecutor(3) as pool:
+        try:
+            waiting = [pool.submit(post, client, data, **{"x-probe": p}) for p in ("a", "b")]
+            deadline = time.monotonic() + 30
+            while not (entered.is_set() and {"a", "b"} <= set(read)) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert entered.is_set() and {"a", "b"} <= set(read)
+            refused = pool.submit(post, client, data, **{"x-probe": "c"}).result(timeout=15)  # at once
+        finally:
+            release.set()
+        codes = [f.result(timeout=60).status_code for f in waiting]
+        again = post(client, data, **{"x-probe": "d"})
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    assert "limit 2" in refused.json()["error"] and "c" not in read  # its upload was never read
+    assert codes == [200, 200] and again.status_code == 200  # the slots are given back
+
+
 @pytest.mark.slow
-def test_memory_returns_after_a_burst_of_large_uploads(client: TestClient, media: Path):
-    photo = cv2.imread(str(media / "face_recognition/obama_and_biden.jpg"))  # 2000 x 1428
-    large = cv2.imencode(".jpg", cv2.resize(photo, (5400, 3800)))[1].tobytes()  # 20.5 MP, under the cap
-    post(client, large)  # warm: models, arenas
-    before = rss_mb()
-    with ThreadPoolExecutor(4) as pool:
-        codes = [r.status_code for r in pool.map(lambda _: post(client, large), range(4))]
+def test_a_burst_of_huge_png_uploads_peaks_at_one_image_and_memory_returns(client: TestClient, media: Path):
+    # the issue's probe: a small PNG declaring a huge image just under the cap (measured ~590 MB each)
+    canvas = np.full((4200, 5600, 3), 40, np.uint8)  # 23.5 MP
+    photo = cv2.imread(str(media / "face_recognition/obama_and_biden.jpg"))
+    canvas[100:329, 100:420] = cv2.resize(photo, (320, 229), interpolation=cv2.INTER_AREA)
+    probe = cv2.imencode(".png", canvas)[1].tobytes()
+    del canvas
+    assert len(probe) < 300_000
+    assert post(client, probe).status_code == 200  # warm: models, arenas
+    before = status_mb("VmRSS")
+    with PeakRss() as peak, ThreadPoolExecutor(4) as pool:
+        codes = [r.status_code for r in pool.map(lambda _: post(client, probe), range(4))]
     assert codes == [200] * 4
-    # one decoded 20 MP image is ~60 MB (PIL's check and OpenCV's copy ~120 MB): four at once would hold 4x
-    assert rss_mb() - before < 200  # measured: +30 MB
+    # one decoded 23.5 MP image is 71 MB (its decoding ~130 MB): one at a time, the peak stays near that
+    assert peak.mb < 250, f"the burst peaked at +{peak.mb:.0f} MB"  # measured: +170; no lock: +420
+    assert status_mb("VmRSS") - before < 100, "memory was not handed back"

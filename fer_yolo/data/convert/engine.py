@@ -1,7 +1,8 @@
 """`fer-yolo convert`: list a dataset's items, settle splits and duplicates, process, report.
 
 Every output file is written atomically, and each finished source image is appended to
-<output>/.convert/manifest.jsonl, so an interrupted run resumes where it stopped.
+<output>/.convert/manifest.jsonl with its content hash, so an interrupted run resumes where it stopped and
+a rerun redoes the inputs whose content changed.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class ItemProcessor:
         record = {
             "source": item.source,
             "key": item.key,
+            "hash": item.hash,
             "split": item.split,
             "label": item.label,
             "soft": item.soft,
@@ -228,18 +230,24 @@ def _run_worker(item: Item) -> dict:
     return _WORKER(item)
 
 
-def _prune(done: dict[str, dict], keys: set[str], out: Path, manifest: Path) -> dict[str, dict]:
+def _prune(done: dict[str, dict], hashes: dict[str, str], out: Path, manifest: Path) -> dict[str, dict]:
     """Delete the outputs of finished items that are no longer listed (their input was removed or renamed
-    since the last run) and drop them from the manifest, so the folder holds what the report counts."""
-    gone = [k for k in done if k not in keys]
-    if not gone:
+    since the last run) or whose input's content changed (same path, other bytes: `hashes` maps each listed
+    key to its content hash), and drop them from the manifest: the folder holds what the report counts, and
+    changed inputs are converted again."""
+    gone = [k for k in done if k not in hashes]
+    changed = [k for k in done if k in hashes and done[k].get("hash") != hashes[k]]
+    if not gone and not changed:
         return done
-    for key in gone:
+    for key in gone + changed:
         for rel in done[key]["outputs"]:
             (out / rel).unlink(missing_ok=True)
-    kept = {k: r for k, r in done.items() if k in keys}
+    kept = {k: r for k, r in done.items() if k in hashes and k not in changed}
     write_text(manifest, "".join(json.dumps(r) + "\n" for r in kept.values()))
-    LOGGER.warning("%d inputs of the last run are gone: their outputs were removed", len(gone))
+    if gone:
+        LOGGER.warning("%d inputs of the last run are gone: their outputs were removed", len(gone))
+    if changed:
+        LOGGER.warning("%d inputs changed since the last run: they are converted again", len(changed))
     return kept
 
 
@@ -300,7 +308,7 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     _check_resume(state, settings_dict | identity)
     manifest = state / "manifest.jsonl"
     done = {r["key"]: r for r in read_jsonl(manifest) if "key" in r}
-    done = _prune(done, {i.key for i in items}, out, manifest)
+    done = _prune(done, {i.key: i.hash for i in items}, out, manifest)
     todo = [i for i in items if i.key not in done]
     LOGGER.info("%s: %d items, %d already done, %d to do", fmt, len(items), len(items) - len(todo), len(todo))
     t1 = time.time()
