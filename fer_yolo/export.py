@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from fer_yolo.config import CHOICES
 from fer_yolo.errors import ConfigError
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import cache_dir
@@ -25,7 +26,7 @@ from fer_yolo.utils.paths import cache_dir
 #: Version of the exports' layout (input/output names): part of the cache key.
 _LAYOUT = 2
 #: Inference backends: auto (ONNX Runtime on the CPU when installed, PyTorch on CUDA) | torch | onnx.
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = CHOICES["pipeline.backend"]
 
 
 def export_onnx(

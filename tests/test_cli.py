@@ -49,6 +49,8 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
         ),
         (["convert", "missing_dir", "-o", "out"], "input not found"),
         (["export", "--weights", "missing.pt"], "weights file not found"),
+        (["export", "--int8", "--calib-size", "0"], "export.calib_size must be >= 1, got 0"),
+        (["eval", "detector", "--set", "eval_detector.imgsz=8"], "eval_detector.imgsz must be in [32, 4096]"),
     ],
 )
 def test_errors_are_one_clear_message(args, message, tmp_path: Path, monkeypatch):

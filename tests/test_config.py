@@ -34,6 +34,11 @@ def test_precedence_defaults_file_overrides(tmp_path: Path):
         ({"stream": {"max_frames": -1}}, "stream.max_frames must be >= 0, got -1"),
         ({"stream": {"batch": 0}}, "stream.batch must be >= 1"),
         ({"train_emotion": {"epochs": 0}}, "train_emotion.epochs must be >= 1"),
+        ({"pipeline": {"tta": "mirror"}}, "pipeline.tta must be one of \\('none', 'flip', 'multicrop'\\)"),
+        ({"pipeline": {"backend": "tensorrt"}}, "pipeline.backend must be one of"),
+        ({"eval_emotion": {"tta": "both"}}, "eval_emotion.tta must be one of"),
+        ({"eval_detector": {"threads": 0}}, "eval_detector.threads must be >= 1"),
+        ({"export": {"calib_size": 0}}, "export.calib_size must be >= 1"),
     ],
 )
 def test_bad_values_are_rejected(overrides, match, tmp_path: Path):
