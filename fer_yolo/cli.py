@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
-from fer_yolo.config import defaults, load_config, parse_assignment
+from fer_yolo.config import deep_update, defaults, load_config, parse_assignment
 from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
@@ -307,15 +307,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _config(args: argparse.Namespace) -> dict:
     overrides = _overrides(args)
     for assignment in getattr(args, "set", []):
-        overrides = _deep_update(overrides, parse_assignment(assignment))
+        overrides = deep_update(overrides, parse_assignment(assignment))
     return load_config(getattr(args, "config", []), overrides)
-
-
-def _deep_update(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
 
 
 def run_convert(args: argparse.Namespace, cfg: dict) -> int:

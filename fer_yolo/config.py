@@ -225,6 +225,19 @@ def _drop_none(d: dict) -> dict:
     return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
 
+def deep_update(base: dict, extra: dict) -> dict:
+    """`base` with `extra`'s keys set, nested mappings updated key by key (no checks: see `merge`).
+
+    Example:
+        >>> deep_update({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}})
+        {'a': {'b': 1, 'c': 3}}
+    """
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_update(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def parse_assignment(text: str) -> dict:
     """'a.b=value' -> {'a': {'b': value}}, the value parsed as YAML (never eval'd); 'a.b=' sets ''."""
     if "=" not in text:

@@ -1,7 +1,7 @@
 """End-to-end speed of the fer-yolo pipeline vs the original system's design, on a real clip.
 
     python tools/benchmark.py [--source CLIP] [--width 1280] [--frames 100] [--threads 2] [--out DIR]
-                              [--emotion-weights HEAD ...]
+                              [--emotion-weights HEAD ...] [--set pipeline.key=value ...]
 
 Frames are decoded (and resized to --width, keeping the aspect ratio) before timing, so the numbers are the
 pipeline's: detection, tracking, emotion head and annotation per frame. Rows:
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.config import load_config
+from fer_yolo.config import deep_update, load_config, parse_assignment
 from fer_yolo.detectors import build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTIONS
@@ -93,6 +93,13 @@ def main() -> int:
     p.add_argument("--skip-original", action="store_true", help="only the fer-yolo pipeline")
     p.add_argument("--emotion-weights", nargs="+", default=[], help="also time the pipeline with these heads")
     p.add_argument("--out", default="docs/benchmark", help="folder for results.json and results.md")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pipeline.key=value for every fer-yolo row",
+    )
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -100,7 +107,10 @@ def main() -> int:
     source = Path(args.source) if args.source else data_root() / "media/facenet_pytorch/video.mp4"
     fps = cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS) or 30.0
     frames = load_frames(source, args.width, args.frames)
-    cfg = load_config()["pipeline"] | {"device": "cpu"}
+    overrides: dict = {}
+    for assignment in args.set:
+        overrides = deep_update(overrides, parse_assignment(assignment))
+    cfg = load_config(overrides=overrides)["pipeline"] | {"device": "cpu"}
     rows = {
         "fer-yolo (YOLO face, batched emotion head, tracking)": measure(
             Pipeline.from_config(cfg), frames, fps
