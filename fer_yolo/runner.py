@@ -137,7 +137,7 @@ def process_source(
                     timeline.write(frame.index, frame.t_s, faces, frame.name)
                     summary.add(frame.t_s, faces)
                     if images and cfg["save"]:
-                        out = run_dir / "images" / _unique(Path(frame.name).name, image_names)
+                        out = run_dir / "images" / unique_name(Path(frame.name).name, image_names)
                         with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
                             cv2.imwrite(str(tmp), annotated)
                     elif writer is not None:
@@ -200,7 +200,7 @@ def process_source(
     return report
 
 
-def _unique(name: str, used: set[str]) -> str:
+def unique_name(name: str, used: set[str]) -> str:
     """`name`, or name_2, name_3... (before the suffix) if already in `used`; the result is added to it."""
     stem, suffix = Path(name).stem, Path(name).suffix
     candidate, k = name, 1
@@ -243,7 +243,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
             for source in sources:
                 with source:
                     base = "predictions" if isinstance(source, ImageSource) else source.info.stem
-                    stem = _unique(base, stems)  # two clip.mp4 in different folders: clip, clip_2
+                    stem = unique_name(base, stems)  # two clip.mp4 in different folders: clip, clip_2
                     try:
                         result = process_source(pipeline, source, cfg, run_dir, stem, annotator, quiet)
                     except UnreadableSource as e:  # reported as skipped; the run goes on

@@ -24,13 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_yolo.data.images import BadImage, decode_image
+from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image
 from fer_yolo.errors import SourceError
 
 LOGGER = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
+#: Frame rate assumed where a container or stream reports none (0) or garbage.
+FALLBACK_FPS = 30.0
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -101,7 +102,23 @@ def public_url(uri: str) -> str:
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else uri
 
 
-def _safe_stem(text: str) -> str:
+def usable_fps(fps: float) -> float:
+    """A frame rate as reported by OpenCV, or FALLBACK_FPS where it is 0 or garbage.
+
+    Example:
+        >>> usable_fps(25.0), usable_fps(0.0), usable_fps(90000.0)
+        (25.0, 30.0, 30.0)
+    """
+    return fps if 0 < fps < 1000 else FALLBACK_FPS
+
+
+def safe_stem(text: str) -> str:
+    """`text` as a file-name stem: letters, digits, - _ . kept, the rest _ (at most 80 characters).
+
+    Example:
+        >>> safe_stem("rtsp cam/1:554")
+        'rtsp_cam_1_554'
+    """
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
     return keep.strip("._")[:80] or "source"
 
@@ -139,8 +156,7 @@ class VideoFileSource(FrameSource):
         self.cap = cv2.VideoCapture(path if url else name)
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps < 1000 else 30.0  # some containers report 0 or garbage
+        self.fps = usable_fps(self.cap.get(cv2.CAP_PROP_FPS))
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.start_frame, self.end_frame = int(start_frame), end_frame
@@ -149,7 +165,7 @@ class VideoFileSource(FrameSource):
         n = max(0, min(n, end_frame or n) - start_frame) if n > 0 else 0
         self.info = SourceInfo(
             name=name,
-            stem=_safe_stem(Path(urllib.parse.urlsplit(name).path if url else name).stem),
+            stem=safe_stem(Path(urllib.parse.urlsplit(name).path if url else name).stem),
             fps=self.fps / self.vid_stride,
             resolution_wh=(w, h),
             total_frames=-(-n // self.vid_stride) if n > 0 else None,
@@ -191,7 +207,7 @@ class ImageSource(FrameSource):
     def __init__(self, paths: list[Path], name: str) -> None:
         self.paths = paths
         self.skipped: list[tuple[str, str]] = []
-        self.info = SourceInfo(name, _safe_stem(Path(name).stem), None, None, len(paths), live=False)
+        self.info = SourceInfo(name, safe_stem(Path(name).stem), None, None, len(paths), live=False)
 
     def __iter__(self) -> Iterator[Frame]:
         for i, path in enumerate(self.paths):
@@ -248,8 +264,8 @@ class LiveSource(FrameSource):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(
             name=name,
-            stem=_safe_stem(f"webcam{uri}" if self.webcam else name.split("://", 1)[-1]),
-            fps=fps if 0 < fps < 1000 else 30.0,
+            stem=safe_stem(f"webcam{uri}" if self.webcam else name.split("://", 1)[-1]),
+            fps=usable_fps(fps),
             resolution_wh=(first.shape[1], first.shape[0]),
             total_frames=None,
             live=True,
@@ -343,7 +359,8 @@ class LiveSource(FrameSource):
             LOGGER.warning("%s: capture still blocked; it is released when the read returns", self.info.name)
 
 
-def _expand(spec: str) -> list[Path]:
+def expand_spec(spec: str) -> list[Path]:
+    """The image and video files a command-line spec names: a file, a folder (recursively) or a glob."""
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
@@ -392,7 +409,7 @@ def open_sources(
     if is_video_url(spec):
         yield VideoFileSource(spec, vid_stride)
         return
-    files = _expand(spec)
+    files = expand_spec(spec)
     if not files:
         raise SourceError(
             f"no images or videos in {spec}", f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}"

@@ -32,6 +32,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.pipeline import Pipeline
+from fer_yolo.sources import usable_fps
 from fer_yolo.tracking import FaceTracker
 from fer_yolo.utils.device import machine_name
 from fer_yolo.utils.io import save_checkpoint, write_json, write_text
@@ -105,7 +106,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     source = Path(args.source) if args.source else data_root() / "media/facenet_pytorch/video.mp4"
-    fps = cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS) or 30.0
+    fps = usable_fps(cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS))
     frames = load_frames(source, args.width, args.frames)
     overrides: dict = {}
     for assignment in args.set:

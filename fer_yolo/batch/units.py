@@ -16,9 +16,10 @@ from pathlib import Path
 
 import cv2
 
+from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.errors import SourceError
-from fer_yolo.runner import _unique
-from fer_yolo.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, _expand, _safe_stem
+from fer_yolo.runner import unique_name
+from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, safe_stem
 
 LOGGER = logging.getLogger(__name__)
 #: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
@@ -92,10 +93,10 @@ def collect_files(specs: list[str]) -> list[Path]:
         path = Path(spec).expanduser()
         if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             for entry in read_list(path):
-                found = _expand(entry) if Path(entry).exists() or _is_glob(entry) else [Path(entry)]
+                found = expand_spec(entry) if Path(entry).exists() or _is_glob(entry) else [Path(entry)]
                 files.update(dict.fromkeys(found))
         else:
-            files.update(dict.fromkeys(_expand(spec)))
+            files.update(dict.fromkeys(expand_spec(spec)))
     if not files:
         raise SourceError(
             f"no images or videos in {' '.join(specs)}",
@@ -130,7 +131,7 @@ def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -
     stems: set[str] = set()
     units = []
     for path, images in videos_and_folders.items():
-        stem = _unique(_safe_stem(path.stem if images is None else path.name), stems)
+        stem = unique_name(safe_stem(path.stem if images is None else path.name), stems)
         if images is not None:
             key = f"{path.resolve()}|" + "|".join(p.name for p in images)
             units.append(
@@ -145,7 +146,7 @@ def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -
 
 
 def _unit_id(name: str, key: str) -> str:
-    return f"{_safe_stem(name)[:40]}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    return f"{safe_stem(name)[:40]}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None]]:

@@ -17,13 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.emotion.preprocess import resize_face
 from fer_yolo.errors import DatasetError
 
 LOGGER = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 #: FER2013 file-name prefix of each split.
 FER2013_PREFIXES = {"train": "Training_", "val": "PublicTest_", "test": "PrivateTest_"}
 SPLITS = ("train", "val", "test")

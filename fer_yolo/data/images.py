@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+#: File suffixes read as images, everywhere (sources, crop datasets, convert).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
 
 class BadImage(Exception):
     """An input file that is not a usable image; str(e) is the reason shown in reports."""

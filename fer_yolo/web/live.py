@@ -23,7 +23,7 @@ from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import FrameRate
-from fer_yolo.sources import open_sources
+from fer_yolo.sources import FALLBACK_FPS, open_sources
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class LiveFeed:
                             if self._stop.is_set() or self._idle():
                                 return
                             if not source.info.live:  # a looping file plays at its own frame rate
-                                due += 1 / (source.info.fps or 25)  # processing time included
+                                due += 1 / (source.info.fps or FALLBACK_FPS)  # processing time included
                                 time.sleep(max(0.0, due - time.monotonic()))
                                 due = max(due, time.monotonic())  # behind (slow pipeline): no burst after
                 if self.seq == seq_before:  # the source gave no frame at all: do not spin

@@ -6,7 +6,8 @@ import csv
 from pathlib import Path
 
 from fer_yolo.data.convert.items import Item
-from fer_yolo.data.crops import FER2013_PREFIXES, IMAGE_SUFFIXES, SPLITS
+from fer_yolo.data.crops import FER2013_PREFIXES, SPLITS
+from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.errors import DatasetError
 
