@@ -2,7 +2,7 @@
 
     python tools/benchmark_batch.py [--copies 2] [--segment-s 10] [--workers 1 2] [--out DIR]
 
-The archive is every real clip of <data>/media, linked --copies times (so a run lasts long enough for the
+The archive is every real clip of <data>/media, copied --copies times (so a run lasts long enough for the
 start of Ray and of the workers to weigh little), with videos cut into --segment-s segments so the longest
 clip does not leave a worker idle at the end. Each row is one whole `run_batch` on a fresh output folder:
 wall seconds (Ray start, worker start, units, merge), frames per wall second, and frames per busy second of
@@ -27,16 +27,17 @@ from fer_yolo.utils.paths import data_root
 
 
 def make_archive(folder: Path, copies: int) -> list[Path]:
-    """Links to every clip of <data>/media, `copies` times each (distinct files: distinct units)."""
+    """Copies of every clip of <data>/media, `copies` times each: distinct files, distinct units (links would
+    not do: sources are resolved, so links to one clip are one source)."""
     clips = sorted((data_root() / "media").rglob("*.mp4"))
-    links = []
+    files = []
     for k in range(copies):
         for clip in clips:
-            link = folder / f"copy{k}" / clip.name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(clip)
-            links.append(link)
-    return links
+            file = folder / f"copy{k}" / clip.name
+            file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(clip, file)
+            files.append(file)
+    return files
 
 
 def main() -> int:
