@@ -160,7 +160,9 @@ class RunSummary:
 
     def add(self, t_s: float, faces: sv.Detections) -> None:
         # Each frame stands for the time since the previous one (1/fps for the first): right for strided
-        # files and for live sources that drop frames.
+        # files and for live sources that drop frames. Times as the timeline writes them (ms), so a summary
+        # rebuilt from a timeline (fer-yolo batch) equals the one written beside it.
+        t_s = round(float(t_s), 3)
         dt = 1 / self.fps if self.fps and self._last_t is None else max(0.0, t_s - (self._last_t or 0.0))
         self._last_t = t_s
         self.frames += 1
