@@ -160,19 +160,26 @@ class Pipeline:
                 stage.reset()
         self._last, self._frame = {}, 0
 
-    def _due(self, faces: sv.Detections, tracked: bool) -> np.ndarray:
-        """Which faces of a frame the head reads now (see classify_every); counts the frame."""
+    def _due(self, faces: sv.Detections, tracked: bool, known: set[int]) -> np.ndarray:
+        """Which faces of a frame the head reads now (see classify_every): tracks not in `known` (the tracks
+        of the frame before, which have an output) and the others on their turn; counts the frame."""
         due = np.ones(len(faces), bool)
         if tracked and self.classify_every > 1:
             for i, tid in enumerate(faces.tracker_id.tolist()):
-                due[i] = tid < 0 or tid not in self._last or (self._frame + tid) % self.classify_every == 0
+                due[i] = tid < 0 or tid not in known or (self._frame + tid) % self.classify_every == 0
         self._frame += 1
         return due
 
     def _classify(self, images: list[np.ndarray], faces_list: list[sv.Detections], track: bool) -> list:
         """Head probabilities (n, 7) per frame: fresh for the faces due, the track's last for the others."""
         tracked = [track and f.tracker_id is not None for f in faces_list]
-        due = [self._due(f, t) for f, t in zip(faces_list, tracked)]
+        due, known = [], set(self._last)
+        for faces, is_tracked in zip(
+            faces_list, tracked
+        ):  # as frame by frame: a batch's earlier frames count
+            due.append(self._due(faces, is_tracked, known))
+            if is_tracked:
+                known = {tid for tid in faces.tracker_id.tolist() if tid >= 0}
         fresh = self.classifier.classify_frames(images, [f[d] for f, d in zip(faces_list, due)])
         out, start = [], 0
         for faces, mask, is_tracked in zip(faces_list, due, tracked):
