@@ -244,7 +244,7 @@ def test_rerun_skips_finished_units_and_redoes_the_rest(killed_run: dict, archiv
         _start(archive["inputs"], out, out.parent / "rerun.log"), out.parent / "rerun.log"
     )
     assert returncode == 0, output
-    kept_retried = sum(u["attempts"] > 1 for u in manifest["units"] if u["id"] != redo)  # the killed unit, if kept
+    kept_retried = sum(u["attempts"] > 1 for u in manifest["units"] if u["id"] != redo)  # killed, kept
     assert f"units: 4 ok, 1 failed, {kept_retried} retried, 3 finished before (5 in all)" in output
     report = json.loads((out / "report.json").read_text())
     assert report["frames"] == FRAMES["test"]  # only the missing unit (and the corrupt file) ran again
