@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--widerface", help="widerface folder (default <data>/widerface)")
     ed.add_argument("--limit", type=int, help="first N images only (quick checks)")
     ed.add_argument("--threads", type=int, help="torch/OpenCV threads while timing (default 2)")
+    ed.add_argument(
+        "--closeups",
+        action=argparse.BooleanOptionalAction,
+        help="also the share of close-up faces found at pipeline.conf (default on)",
+    )
     ed.add_argument("--out", help="folder for results.json/.md and pr.png (default runs/eval/detector)")
     _common(ed)
     ee = esub.add_parser("emotion", help="accuracy, macro-F1, per-class P/R/F1, confusion matrices")
@@ -230,7 +235,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     if args.command == "export":
         return {"export": {k: getattr(args, k) for k in ("out", "opset", "int8", "data", "calib_size")}}
     if args.command == "eval" and args.target == "detector":
-        keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads", "out")
+        keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads", "closeups")
+        keys += ("out",)
         return {"eval_detector": {k: getattr(args, k) for k in keys}}
     if args.command == "eval":
         keys = ("data", "splits", "ferplus", "tta", "margins", "val_list", "photos", "device", "out")
@@ -364,7 +370,16 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
         raise ConfigError("nothing to evaluate", "pass --weights and/or --compare")
     root = Path(e["widerface"]) if e["widerface"] else data_root() / "widerface"
     split = Path(e["split"]) if e["split"] else root / "val_holdout.txt"
-    print(evaluate_detectors(specs, root, split, Path(e["out"]), e["limit"] or None, e["threads"]))
+    closeups = None
+    if e["closeups"]:
+        from fer_yolo.evaluation.closeups import load_closeups
+
+        closeups = load_closeups(data_root())
+    conf = cfg["pipeline"]["conf"]
+    table = evaluate_detectors(
+        specs, root, split, Path(e["out"]), e["limit"] or None, e["threads"], closeups=closeups, conf=conf
+    )
+    print(table)
     print(f"wrote {e['out']}/results.json, results.md, pr.png")
     return 0
 

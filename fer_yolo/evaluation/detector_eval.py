@@ -10,6 +10,7 @@ import numpy as np
 
 from fer_yolo.detectors import FaceDetector, build_detector, parse_detector_spec
 from fer_yolo.evaluation import widerface_ap as wap
+from fer_yolo.evaluation.closeups import CloseupSet, score_closeups
 from fer_yolo.evaluation.plots import plot_pr_curves
 from fer_yolo.utils.io import write_json, write_text
 
@@ -54,9 +55,12 @@ def evaluate_one(
     }
 
 
-def markdown(results: list[dict], split: Path, threads: int | None, gt: list) -> str:
+def markdown(
+    results: list[dict], split: Path, threads: int | None, gt: list, closeups: CloseupSet | None, conf: float
+) -> str:
     """The results as a Markdown table with the split and face counts."""
     faces = wap.count_faces(gt)
+    close = f" close-ups found (conf {conf}) |" if closeups else ""
     lines = [
         f"# WIDER FACE: {split.name} ({len(gt)} images at 640 px)",
         "",
@@ -64,12 +68,20 @@ def markdown(results: list[dict], split: Path, threads: int | None, gt: list) ->
         + ", ".join(f"{s} {faces[s]:,}" for s in wap.SETTINGS)
         + ". Official protocol (IoU 0.5, +1 px, min-max scores, 1,000 thresholds, VOC AP).",
         "",
-        f"| detector | settings | easy AP | medium AP | hard AP | images/s ({threads or 'all'} threads) |",
-        "|---|---|---|---|---|---|",
+        "| detector | settings | easy AP | medium AP | hard AP | "
+        f"images/s ({threads or 'all'} threads) |{close}",
+        "|---|---|---|---|---|---|" + ("---|" if closeups else ""),
     ]
     for r in results:
         aps = " | ".join(f"{r[s]:.3f}" for s in wap.SETTINGS)
-        lines.append(f"| {r['detector']} | {r['settings']} | {aps} | {r['images_per_s']:.1f} |")
+        found = f" {100 * r['closeups']['found']:.1f}% |" if closeups else ""
+        lines.append(f"| {r['detector']} | {r['settings']} | {aps} | {r['images_per_s']:.1f} |{found}")
+    if closeups:
+        lines += [
+            "",
+            f"Close-ups (fer_yolo/evaluation/closeups.py): {len(closeups.frames)} faces filling their frame, "
+            f"{len(closeups.zooms)} zoomed views of media faces; share found per kind in results.json.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -81,8 +93,12 @@ def evaluate_detectors(
     limit: int | None = None,
     threads: int | None = None,
     warmup: int = 2,
+    closeups: CloseupSet | None = None,
+    conf: float = 0.4,
 ) -> str:
     """Score every detector on one split; write results.json, results.md and pr.png into `out`.
+
+    With `closeups`, each detector also scores the share of close-up faces it finds at `conf`.
 
     Returns:
         The Markdown table.
@@ -98,14 +114,19 @@ def evaluate_detectors(
     results = [
         evaluate_one(spec, det, gt, widerface_root, threads, warmup) for spec, det in zip(specs, detectors)
     ]
+    if closeups:
+        for r, det in zip(results, detectors):
+            r["closeups"] = score_closeups(det, closeups, conf)
     summary = [{k: v for k, v in r.items() if k != "pr"} for r in results]
     curves = {
         r["spec"]: {s: {k: np.round(v, 6).tolist() for k, v in c.items()} for s, c in r["pr"].items()}
         for r in results
     }
     meta = {"split": str(split), "images": len(gt), "threads": threads, "faces": wap.count_faces(gt)}
+    if closeups:
+        meta["closeups"] = {"frames": len(closeups.frames), "zooms": len(closeups.zooms), "conf": conf}
     write_json(out / "results.json", {**meta, "results": summary, "pr": curves})
-    table = markdown(results, split, threads, gt)
+    table = markdown(results, split, threads, gt, closeups, conf)
     write_text(out / "results.md", table)
     plot_pr_curves({r["spec"]: r for r in results}, out / "pr.png")
     return table

@@ -1,0 +1,61 @@
+"""The close-up evaluation: its matching rules, and the shipped detector on close-ups of real faces."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_yolo.evaluation.closeups import (
+    FRACTIONS,
+    CloseupSet,
+    box_iou,
+    fills_frame,
+    score_closeups,
+    zoom_views,
+)
+
+
+def test_box_iou():
+    iou = box_iou(np.array([0.0, 0, 10, 10]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
+    np.testing.assert_allclose(iou, [1, 1 / 3, 0])
+
+
+def test_a_frame_filling_face_is_big_and_central():
+    boxes = np.array([[-10, 5, 110, 105], [0, 0, 40, 40], [10, 10, 90, 90], [60, 0, 160, 100]])
+    assert fills_frame(boxes, (100, 100)).tolist() == [True, False, True, False]
+
+
+def test_scores_and_table_of_a_fixed_box_detector(media, widerface, tmp_path, monkeypatch):
+    """A detector that always answers the middle quarter of the frame (conf 0.5): found exactly where its
+    box is big and central enough (frames) or overlaps the zoomed face by IoU >= 0.5 (zooms)."""
+    from fer_yolo.detectors import DETECTORS
+    from fer_yolo.evaluation.detector_eval import evaluate_detectors
+    from tests.evaluation.test_widerface_ap import BoxDetector
+
+    image = cv2.imread(str(media / "face_recognition" / "obama.jpg"))
+    views = zoom_views(image, np.array([372.0, 87, 607, 422]))
+    closeups = CloseupSet(
+        frames=[("grey", np.full((100, 80, 3), 128, np.uint8))],
+        zooms=[(f"obama@{f}", f, view, box) for f, view, box in views],
+    )
+    expected = {}
+    for f, view, box in views:
+        h, w = view.shape[:2]
+        expected[f] = bool(box_iou(box, np.array([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]]))[0] >= 0.5)
+    assert set(expected.values()) == {True, False}  # the zooms tell found from missed
+    result = score_closeups(BoxDetector(), closeups, 0.4)
+    assert result["frames"] == 1.0 and result["views"] == 1 + len(views)
+    assert [result[f"zoom_{f}"] for f in FRACTIONS] == [float(expected[f]) for f in FRACTIONS]
+    assert result["missed"] == sorted(f"obama@{f}" for f in FRACTIONS if not expected[f])
+    assert score_closeups(BoxDetector(), closeups, 0.6)["found"] == 0.0  # below conf: nothing found
+
+    monkeypatch.setitem(DETECTORS, "box", "tests.evaluation.test_widerface_ap:BoxDetector")
+    table = evaluate_detectors(
+        ["box"], widerface, widerface / "val_holdout.txt", tmp_path, limit=2, closeups=closeups, conf=0.4
+    )
+    found = json.loads((tmp_path / "results.json").read_text())["results"][0]["closeups"]["found"]
+    assert found == pytest.approx(result["found"])
+    assert f"| {100 * found:.1f}% |" in table and "close-ups found (conf 0.4)" in table
