@@ -1,6 +1,8 @@
-"""The one pipeline behind stream, predict, serve and the benchmarks.
+"""The one pipeline behind stream, predict, serve, batch and the benchmarks.
 
-frame -> face detector -> tracker (video) -> emotion head (one batch per frame) -> per-track smoothing.
+source -> face detector -> tracker (video) -> emotion head (one batch per frame) -> per-track smoothing
+-> annotation (optional): `Pipeline.run` yields a FrameResult per frame, which sinks (runner, web, batch)
+only write out.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
+from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.config import defaults
 from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.faces import FaceRecord, face_records
 from fer_yolo.smoothing import EmaSmoother
 from fer_yolo.sources import Frame, FrameSource
 from fer_yolo.tracking import FaceTracker
@@ -59,6 +63,21 @@ def _detector_from_config(cfg: dict) -> FaceDetector:
     )
 
 
+class FrameRate:
+    """Frames per second over recent frames (exponential average of frame intervals), one tick() a frame."""
+
+    def __init__(self) -> None:
+        self.last, self.interval = None, None
+
+    def tick(self) -> float | None:
+        now = time.perf_counter()
+        if self.last is not None:
+            dt = now - self.last
+            self.interval = dt if self.interval is None else 0.9 * self.interval + 0.1 * dt
+        self.last = now
+        return 1 / self.interval if self.interval else None
+
+
 @dataclass
 class FrameResult:
     """What the pipeline found in one frame.
@@ -67,12 +86,20 @@ class FrameResult:
         frame: The input frame.
         faces: Face boxes (frame pixels) with `confidence`, `tracker_id` (-1: new face; None: no
             tracking), `data["emotion_probs"]` float32 (n, 7) and `data["emotion"]` (n,) names.
-        latency_ms: Milliseconds per stage (detect, track, classify, total).
+        latency_ms: Milliseconds per stage (detect, track, classify, annotate when drawn, total).
+        fps: Frames the pipeline delivers per second, over recent frames (None for the first).
+        annotated: The frame with its faces drawn, when `run` was given an annotator.
     """
 
     frame: Frame
     faces: sv.Detections
     latency_ms: dict[str, float] = field(default_factory=dict)
+    fps: float | None = None
+    annotated: np.ndarray | None = None
+
+    def records(self) -> list[FaceRecord]:
+        """The faces as outputs write them (timeline rows, web API, summaries)."""
+        return face_records(self.frame.index, self.frame.t_s, self.faces)
 
 
 class Pipeline:
@@ -241,29 +268,41 @@ class Pipeline:
         latency = {k: round(v * 1000 / n, 2) for k, v in ms.items()}
         return [(faces, dict(latency)) for faces in faces_list]
 
-    def run(self, source: FrameSource, batch: int = 1) -> Iterator[FrameResult]:
+    def run(
+        self, source: FrameSource, batch: int = 1, annotator: FaceAnnotator | None = None
+    ) -> Iterator[FrameResult]:
         """Process every frame a source yields (tracks restart with each source).
 
         Args:
             source: An opened source.
             batch: Frames per detector/emotion batch for files (GPUs gain from 8-32); live sources always
                 go frame by frame, so no frame waits for the next.
+            annotator: Draw each frame's faces (and its fps, if the annotator shows it) into
+                FrameResult.annotated.
         """
         self.reset()
         track = source.info.fps is not None  # videos and live sources; image sets are independent
         size = 1 if source.info.live else max(1, batch)
-        pending: list[Frame] = []
+        rate, pending = FrameRate(), []
         for frame in source:
             pending.append(frame)
             if len(pending) < size:
                 continue
-            yield from self._flush(pending, track)
+            yield from self._flush(pending, track, rate, annotator)
             pending = []
-        yield from self._flush(pending, track)
+        yield from self._flush(pending, track, rate, annotator)
 
-    def _flush(self, frames: list[Frame], track: bool) -> Iterator[FrameResult]:
+    def _flush(
+        self, frames: list[Frame], track: bool, rate: FrameRate, annotator: FaceAnnotator | None
+    ) -> Iterator[FrameResult]:
         if not frames:
             return
         results = self.process_batch([f.image for f in frames], [f.t_s for f in frames], track)
         for frame, (faces, latency) in zip(frames, results):
-            yield FrameResult(frame, faces, latency)
+            result = FrameResult(frame, faces, latency, rate.tick())
+            if annotator is not None:
+                t0 = time.perf_counter()
+                result.annotated = annotator.annotate(frame.image, faces, result.fps)
+                ms = round((time.perf_counter() - t0) * 1000, 2)
+                latency["annotate"], latency["total"] = ms, round(latency["total"] + ms, 2)
+            yield result

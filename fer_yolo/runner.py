@@ -61,21 +61,6 @@ def has_display() -> bool:
     return True
 
 
-class FrameRate:
-    """Frames per second over recent frames (exponential average of frame intervals), one tick() a frame."""
-
-    def __init__(self) -> None:
-        self.last, self.interval = None, None
-
-    def tick(self) -> float | None:
-        now = time.perf_counter()
-        if self.last is not None:
-            dt = now - self.last
-            self.interval = dt if self.interval is None else 0.9 * self.interval + 0.1 * dt
-        self.last = now
-        return 1 / self.interval if self.interval else None
-
-
 def process_source(
     pipeline: Pipeline,
     source: FrameSource,
@@ -123,19 +108,18 @@ def process_source(
         else contextlib.nullcontext()
     )
     image_names: set[str] = set()
-    summary, rate = RunSummary(info.fps), FrameRate()
+    summary = RunSummary(info.fps)
     show = cfg["show"] and has_display()
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
     interrupted, stopped, t0, n = False, False, time.perf_counter(), 0
     with timeline, video as writer:
         try:
-            for result in pipeline.run(source, cfg["batch"]):
-                fps = rate.tick()
-                frame, faces = result.frame, result.faces
-                annotated = annotator.annotate(frame.image, faces, fps) if cfg["save"] or show else None
+            drawing = annotator if cfg["save"] or show else None
+            for result in pipeline.run(source, cfg["batch"], drawing):
+                frame, annotated, records = result.frame, result.annotated, result.records()
                 with deferred_interrupt():  # a frame lands in every output or in none
-                    timeline.write(frame.index, frame.t_s, faces, frame.name)
-                    summary.add(frame.t_s, faces)
+                    timeline.write(frame.index, frame.t_s, records, frame.name)
+                    summary.add(frame.t_s, records)
                     if images and cfg["save"]:
                         out = run_dir / "images" / unique_name(Path(frame.name).name, image_names)
                         with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
@@ -156,7 +140,9 @@ def process_source(
                     on_frame(n, info.total_frames)
                 if info.live:
                     bar.set_postfix(
-                        fps=f"{fps or 0:.1f}", faces=len(faces), dropped=getattr(source, "dropped", 0)
+                        fps=f"{result.fps or 0:.1f}",
+                        faces=len(records),
+                        dropped=getattr(source, "dropped", 0),
                     )
                 if cfg["max_frames"] and n >= cfg["max_frames"]:
                     stopped = True

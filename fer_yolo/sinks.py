@@ -12,22 +12,17 @@ import contextlib
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
-import supervision as sv
 
 from fer_yolo.annotation import EMOTION_COLORS
-from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import FerYoloError
+from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
-
-#: Timeline columns (CSV header; JSON Lines use the same names per face).
-TIMELINE_COLUMNS = ["frame", "t_s", "track_id", "x1", "y1", "x2", "y2", "confidence", "emotion"] + [
-    f"p_{e}" for e in EMOTIONS
-]
-
 
 #: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
@@ -71,29 +66,6 @@ class VideoSink:
         self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
 
 
-def face_rows(frame_index: int, t_s: float, faces: sv.Detections) -> list[dict]:
-    """Timeline rows (dicts keyed by TIMELINE_COLUMNS) for the faces of one frame."""
-    probs = faces.data.get(EMOTION_PROBS_KEY)
-    rows = []
-    for i in range(len(faces)):
-        x1, y1, x2, y2 = (round(float(v), 1) for v in faces.xyxy[i])
-        row = {
-            "frame": int(frame_index),
-            "t_s": round(float(t_s), 3),
-            "track_id": None if faces.tracker_id is None else int(faces.tracker_id[i]),
-            "x1": x1,
-            "y1": y1,
-            "x2": x2,
-            "y2": y2,
-            "confidence": round(float(faces.confidence[i]), 4),
-            "emotion": None if probs is None else EMOTIONS[int(probs[i].argmax())],
-        }
-        for k, e in enumerate(EMOTIONS):
-            row[f"p_{e}"] = None if probs is None else round(float(probs[i][k]), 4)
-        rows.append(row)
-    return rows
-
-
 class TimelineSink:
     """Per-frame JSON Lines ({"frame", "t_s", "source", "faces": [...]}) and a per-face CSV.
 
@@ -121,8 +93,8 @@ class TimelineSink:
         tmp = self._stack.enter_context(atomic_path(path))
         return self._stack.enter_context(open(tmp, "w", newline=""))
 
-    def write(self, frame_index: int, t_s: float, faces: sv.Detections, source: str) -> None:
-        rows = face_rows(frame_index, t_s, faces)
+    def write(self, frame_index: int, t_s: float, records: list[FaceRecord], source: str) -> None:
+        rows = [r.to_row() for r in records]
         if self._jsonl:
             record = {"frame": int(frame_index), "t_s": round(float(t_s), 3), "source": source, "faces": rows}
             self._jsonl.write(json.dumps(record) + "\n")
@@ -131,6 +103,25 @@ class TimelineSink:
 
     def __exit__(self, *exc) -> None:
         self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
+
+
+class EmotionSeconds:
+    """Faces per top emotion in each whole second: the run summary's chart and the live page's."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+
+    def add(self, t_s: float, emotions: Iterable[str]) -> None:
+        self.buckets[int(t_s)].update(emotions)
+
+    def total(self) -> Counter:
+        """Emotion -> faces it was the top emotion of, over every second kept."""
+        return sum(self.buckets.values(), Counter())
+
+    def drop_before(self, second: int) -> None:
+        """Forget the seconds before `second` (a rolling window)."""
+        for s in [s for s in self.buckets if s < second]:
+            del self.buckets[s]
 
 
 class RunSummary:
@@ -146,39 +137,36 @@ class RunSummary:
         self.frames = 0
         self._last_t: float | None = None
         self.tracks: dict[int, dict] = {}
-        self._buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+        self.seconds = EmotionSeconds()
 
     @property
     def emotions(self) -> Counter:
         """Emotion -> faces it was the top emotion of (a face in n frames counts n times)."""
-        return sum(self._buckets.values(), Counter())
+        return self.seconds.total()
 
     @property
     def faces(self) -> int:
         """Faces seen so far (a face in n frames counts n times)."""
         return self.emotions.total()
 
-    def add(self, t_s: float, faces: sv.Detections) -> None:
+    def add(self, t_s: float, records: list[FaceRecord]) -> None:
+        """Count one frame at `t_s` (seconds, as its records hold it) and its faces."""
         # Each frame stands for the time since the previous one (1/fps for the first): right for strided
-        # files and for live sources that drop frames. Times as the timeline writes them (ms), so a summary
-        # rebuilt from a timeline (fer-yolo batch) equals the one written beside it.
+        # files and for live sources that drop frames. Times as records hold them (ms), so a summary rebuilt
+        # from a timeline (fer-yolo batch) equals the one written beside it.
         t_s = round(float(t_s), 3)
         dt = 1 / self.fps if self.fps and self._last_t is None else max(0.0, t_s - (self._last_t or 0.0))
         self._last_t = t_s
         self.frames += 1
-        probs = faces.data.get(EMOTION_PROBS_KEY)
-        if probs is None:
-            return
-        ids = faces.tracker_id if faces.tracker_id is not None else np.full(len(faces), -1)
-        for tid, p in zip(ids.tolist(), probs):
-            emotion = EMOTIONS[int(p.argmax())]
-            self._buckets[int(t_s)][emotion] += 1
-            if tid < 0:
+        read = [r for r in records if r.emotion is not None]
+        self.seconds.add(t_s, (r.emotion for r in read))
+        for r in read:
+            if r.track_id is None or r.track_id < 0:
                 continue
-            track = self.tracks.setdefault(tid, {"first_t_s": t_s, "frames": 0, "seconds": Counter()})
+            track = self.tracks.setdefault(r.track_id, {"first_t_s": t_s, "frames": 0, "seconds": Counter()})
             track["last_t_s"] = t_s
             track["frames"] += 1
-            track["seconds"][emotion] += dt
+            track["seconds"][r.emotion] += dt
 
     def to_dict(self) -> dict:
         tracks = []
@@ -206,7 +194,7 @@ class RunSummary:
     def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
         """Write the summary JSON and, when there were faces, the emotions-over-time plot."""
         write_json(json_path, self.to_dict())
-        if png_path and self._buckets:
+        if png_path and self.seconds.buckets:
             self._plot(Path(png_path))
 
     def _plot(self, path: Path) -> None:
@@ -215,8 +203,9 @@ class RunSummary:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        seconds = np.arange(min(self._buckets), max(self._buckets) + 1)
-        counts = np.array([[self._buckets.get(s, Counter())[e] for e in EMOTIONS] for s in seconds], float)
+        buckets = self.seconds.buckets
+        seconds = np.arange(min(buckets), max(buckets) + 1)
+        counts = np.array([[buckets.get(s, Counter())[e] for e in EMOTIONS] for s in seconds], float)
         shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
         # repeat the last second so the "post" step plot draws it too
         seconds, shares = np.append(seconds, seconds[-1] + 1), np.vstack([shares, shares[-1:]])

@@ -220,6 +220,25 @@ class ImageSource(FrameSource):
             yield Frame(image, i, 0.0, str(path))
 
 
+class ArraySource(FrameSource):
+    """Frames already in memory: an uploaded image, or clips decoded ahead (benchmarks).
+
+    Args:
+        images: BGR uint8 frames.
+        fps: Their frame rate (a video: tracked), or None (independent images).
+        name: What reports call the source.
+    """
+
+    def __init__(self, images: list[np.ndarray], fps: float | None = None, name: str = "frames") -> None:
+        self.images = images
+        wh = images[0].shape[1::-1] if fps is not None and images else None
+        self.info = SourceInfo(name, safe_stem(name), fps, wh, len(images), live=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, image in enumerate(self.images):
+            yield Frame(image, i, i / self.info.fps if self.info.fps else 0.0, self.info.name)
+
+
 class LiveSource(FrameSource):
     """A webcam or network stream read in a thread that keeps only the newest frame.
 

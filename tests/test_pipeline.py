@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.config import load_config
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import run
-from fer_yolo.sources import VideoFileSource
+from fer_yolo.sources import ArraySource, VideoFileSource
 from tests.helpers.drawing import assert_boxes_drawn
 from tests.helpers.marks import NO_WEBCAM
 
@@ -69,6 +70,26 @@ def check_multi_face_photo(pipeline: Pipeline, media: Path) -> None:
     assert faces.tracker_id is None and set(latency) == {"detect", "track", "classify", "total"}
     blank = np.full((480, 640, 3), 127, np.uint8)
     assert len(pipeline.process(blank)[0]) == 0
+
+
+def test_run_annotates_times_and_records_each_frame(pipeline: Pipeline, media: Path):
+    """The one frame path: a source's frames come back detected, tracked, classified and drawn, with the
+    time of each stage, and as the records outputs write."""
+    image = cv2.imread(str(media / "facenet_pytorch/multiface.jpg"))
+    source = ArraySource([image, image, image], fps=10.0, name="still")
+    results = list(pipeline.run(source, annotator=FaceAnnotator(show_fps=False)))
+    assert [r.frame.index for r in results] == [0, 1, 2] and [r.frame.t_s for r in results] == [0.0, 0.1, 0.2]
+    for r in results:
+        assert set(r.latency_ms) == {"detect", "track", "classify", "annotate", "total"}
+        assert r.latency_ms["total"] >= r.latency_ms["annotate"] > 0
+        assert r.faces.tracker_id is not None and len(r.faces) == 6  # a video: tracked
+        assert_boxes_drawn(r.annotated, image, r.faces.xyxy)
+        records = r.records()
+        assert [rec.emotion for rec in records] == list(r.faces.data[EMOTION_KEY])
+        assert [rec.frame for rec in records] == [r.frame.index] * 6
+    assert results[0].fps is None and results[2].fps > 0
+    plain = next(pipeline.run(ArraySource([image])))
+    assert plain.annotated is None and plain.faces.tracker_id is None  # images: on their own
 
 
 def test_max_faces_keeps_the_most_confident_faces_with_either_detector(cfg: dict, media: Path):
@@ -122,8 +143,8 @@ def test_an_error_mid_run_keeps_the_frames_before_it_and_says_why_they_end(
 ):
     results = pipeline.run
 
-    def fails_at_frame_5(source, batch=1):
-        for i, result in enumerate(results(source, batch)):
+    def fails_at_frame_5(source, batch=1, annotator=None):
+        for i, result in enumerate(results(source, batch, annotator)):
             if i == 5:
                 raise OSError(28, "No space left on device")
             yield result

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from fer_yolo.annotation import EMOTION_COLORS
 from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
-from fer_yolo.sinks import TIMELINE_COLUMNS, RunSummary, TimelineSink, VideoSink
+from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord, face_records
+from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 
 
 def faces(tracker_ids: list[int], emotion_ids: list[int]) -> sv.Detections:
@@ -28,14 +30,30 @@ def faces(tracker_ids: list[int], emotion_ids: list[int]) -> sv.Detections:
     return d
 
 
+def records(t_s: float, tracker_ids: list[int], emotion_ids: list[int]) -> list[FaceRecord]:
+    return face_records(round(t_s * 25), t_s, faces(tracker_ids, emotion_ids))
+
+
+def test_a_timeline_row_reads_back_into_its_record():
+    d = faces([3, -1], [5, 2])
+    d.xyxy = np.array([[10.04, 20.0, 30.06, 40.0], [0, 0, 8, 8]], np.float32)
+    d.data[EMOTION_PROBS_KEY][0] = [0.1, 0, 0, 0, 0, 0.45678, 0.44322]
+    written = face_records(7, 0.28, d, scale=0.5)
+    assert written[0].xyxy == (20.1, 40.0, 60.1, 80.0) and written[0].emotion == "surprise"
+    assert written[0].probs[5] == 0.4568 and written[1].track_id == -1
+    rows = [r.to_row() for r in written]
+    assert list(rows[0]) == TIMELINE_COLUMNS and rows[0]["frame"] == 7 and rows[0]["p_surprise"] == 0.4568
+    assert [FaceRecord.from_row(json.loads(json.dumps(row))) for row in rows] == written
+
+
 def test_timeline_is_complete_even_when_the_run_is_interrupted(tmp_path: Path):
     with pytest.raises(KeyboardInterrupt), TimelineSink(tmp_path / "t.jsonl", tmp_path / "t.csv") as sink:
-        sink.write(0, 0.0, faces([1, 2], [3, 6]), "clip.mp4")
-        sink.write(1, 0.04, faces([], []), "clip.mp4")
+        sink.write(0, 0.0, records(0.0, [1, 2], [3, 6]), "clip.mp4")
+        sink.write(1, 0.04, records(0.04, [], []), "clip.mp4")
         raise KeyboardInterrupt
-    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert [r["frame"] for r in records] == [0, 1] and records[1]["faces"] == []
-    assert [f["emotion"] for f in records[0]["faces"]] == ["happy", "neutral"]
+    lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in lines] == [0, 1] and lines[1]["faces"] == []
+    assert [f["emotion"] for f in lines[0]["faces"]] == ["happy", "neutral"]
     with (tmp_path / "t.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == TIMELINE_COLUMNS and len(rows) == 2
@@ -56,7 +74,7 @@ def test_video_sink_writes_a_playable_file_with_fps_and_size(tmp_path: Path):
 def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: Path):
     summary = RunSummary(fps=10.0)
     for i in range(10):
-        summary.add(i / 10, faces([4, -1], [3 if i < 7 else 4, 0]))
+        summary.add(i / 10, records(i / 10, [4, -1], [3 if i < 7 else 4, 0]))
     summary.write(tmp_path / "s.json", tmp_path / "s.png")
     out = json.loads((tmp_path / "s.json").read_text())
     assert out["frames"] == 10 and len(out["tracks"]) == 1  # faces not yet on a track have no entry
@@ -64,7 +82,14 @@ def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: P
     track = out["tracks"][0]
     assert track["dominant_emotion"] == "happy" and track["emotion_s"] == {"happy": 0.7, "sad": 0.3}
     assert track["first_t_s"] == 0.0 and track["last_t_s"] == 0.9
-    assert cv2.imread(str(tmp_path / "s.png")) is not None
+    chart = cv2.imread(str(tmp_path / "s.png"))
+    assert chart.shape == (350, 1000, 3)
+
+    def pixels(emotion: str) -> int:
+        return int(np.all(chart == EMOTION_COLORS.by_idx(EMOTIONS.index(emotion)).as_bgr(), axis=2).sum())
+
+    # one second of faces: angry half the chart's height, happy 0.35, sad 0.15; the legend shows every colour
+    assert pixels("angry") > pixels("happy") > pixels("sad") > 10 * pixels("fear") > 0
 
 
 def test_video_sink_that_cannot_open_is_a_clear_error_and_publishes_nothing(tmp_path: Path):

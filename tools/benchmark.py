@@ -32,7 +32,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.pipeline import Pipeline
-from fer_yolo.sources import usable_fps
+from fer_yolo.sources import ArraySource, usable_fps
 from fer_yolo.tracking import FaceTracker
 from fer_yolo.utils.device import machine_name
 from fer_yolo.utils.io import save_checkpoint, write_json, write_text
@@ -61,19 +61,14 @@ def load_frames(source: Path, width: int, n: int) -> list[np.ndarray]:
 
 def measure(pipeline: Pipeline, frames: list[np.ndarray], fps: float) -> dict:
     annotator = FaceAnnotator()
-    pipeline.reset()
-    pipeline.process(frames[0], 0.0, track=True)  # warm-up
-    pipeline.reset()
+    for _ in pipeline.run(ArraySource(frames[:1], fps), annotator=annotator):  # warm-up
+        pass
     stages, faces_total = {"detect": 0.0, "track": 0.0, "classify": 0.0, "annotate": 0.0}, 0
     t0 = time.perf_counter()
-    for i, frame in enumerate(frames):
-        faces, ms = pipeline.process(frame, i / fps, track=True)
-        t = time.perf_counter()
-        annotator.annotate(frame, faces, fps=25.0)
-        stages["annotate"] += (time.perf_counter() - t) * 1000
-        for k in ("detect", "track", "classify"):
-            stages[k] += ms[k]
-        faces_total += len(faces)
+    for result in pipeline.run(ArraySource(frames, fps), annotator=annotator):
+        for k in stages:
+            stages[k] += result.latency_ms[k]
+        faces_total += len(result.faces)
     elapsed = time.perf_counter() - t0
     n = len(frames)
     return {

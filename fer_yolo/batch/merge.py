@@ -15,14 +15,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import supervision as sv
-
 from fer_yolo.batch.manifest import Manifest, unit_dir
 from fer_yolo.batch.units import Unit
 from fer_yolo.batch.worker import UNIT_STEM
-from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
-from fer_yolo.sinks import TIMELINE_COLUMNS, RunSummary
+from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
+from fer_yolo.sinks import RunSummary
 from fer_yolo.utils.io import atomic_path
 
 #: faces.parquet / faces.csv: the source (video or image folder), the file the frame came from, then the
@@ -75,7 +72,7 @@ class FacesTable:
         return self
 
     def add(self, source: str, file: str, rows: list[dict]) -> None:
-        """Append one frame's face rows (timeline rows, see sinks.face_rows)."""
+        """Append one frame's face rows (timeline rows, see faces.FaceRecord)."""
         for row in rows:
             self._pending.append({"source": source, "file": file} | row)
         if len(self._pending) >= _FACE_ROWS_PER_BATCH:
@@ -103,19 +100,6 @@ def _frames(path: Path) -> Iterator[dict]:
     with open(path) as f:
         for line in f:
             yield json.loads(line)
-
-
-def _detections(rows: list[dict]) -> sv.Detections:
-    """Timeline rows back to the Detections RunSummary counts (boxes, ids, probabilities)."""
-    if not rows:
-        return sv.Detections.empty()
-    ids = [r["track_id"] for r in rows]
-    return sv.Detections(
-        xyxy=np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in rows], np.float32),
-        confidence=np.array([r["confidence"] for r in rows], np.float32),
-        tracker_id=None if None in ids else np.array(ids, int),
-        data={EMOTION_PROBS_KEY: np.array([[r[f"p_{e}"] for e in EMOTIONS] for r in rows], np.float32)},
-    )
 
 
 def merge_source(
@@ -155,7 +139,7 @@ def merge_source(
                 if timeline is not None:
                     timeline.writerows(record["faces"])
                 faces.add(unit.source, record["source"], record["faces"])
-                summary.add(record["t_s"], _detections(record["faces"]))
+                summary.add(record["t_s"], [FaceRecord.from_row(row) for row in record["faces"]])
             next_id = top + 1
     summary.write(out_dir / f"{stem}_summary.json", out_dir / f"{stem}_emotions.png")
     return summary

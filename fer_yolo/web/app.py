@@ -22,8 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fer_yolo import __version__
 from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.faces import face_records
 from fer_yolo.pipeline import Pipeline
-from fer_yolo.sinks import face_rows
+from fer_yolo.sources import ArraySource
 from fer_yolo.web.jobs import JOB_FILES, VideoJobs
 from fer_yolo.web.live import LiveFeed
 from fer_yolo.web.uploads import UploadError, check_size, check_video, read_image, release_memory
@@ -123,30 +124,28 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
                     data, serve["max_image_mb"], serve["max_image_mp"], serve["max_image_side"]
                 )
                 del data
-                faces, latency = pipeline.process(frame)
+                source = ArraySource([frame], name="upload")
+                result = next(pipeline.run(source, annotator=annotator if annotated else None))
                 jpeg = None
                 if annotated:
-                    ok, jpeg = cv2.imencode(
-                        ".jpg", annotator.annotate(frame, faces), [cv2.IMWRITE_JPEG_QUALITY, 88]
-                    )
+                    ok, jpeg = cv2.imencode(".jpg", result.annotated, [cv2.IMWRITE_JPEG_QUALITY, 88])
                 height, width = (round(v / scale) for v in frame.shape[:2])
-                del frame
+                faces, latency = result.faces, result.latency_ms
+                del frame, source, result
         finally:
             release_memory()
-        faces.xyxy = faces.xyxy / scale
-        rows = face_rows(0, 0.0, faces)
         out = {
             "width": width,
             "height": height,
             "latency_ms": latency,
             "faces": [
                 {
-                    "box_xyxy": [r["x1"], r["y1"], r["x2"], r["y2"]],
-                    "confidence": r["confidence"],
-                    "emotion": r["emotion"],
-                    "probs": {e: r[f"p_{e}"] for e in pipeline.classifier.class_names},
+                    "box_xyxy": list(r.xyxy),
+                    "confidence": r.confidence,
+                    "emotion": r.emotion,
+                    "probs": dict(zip(pipeline.classifier.class_names, r.probs)),
                 }
-                for r in rows
+                for r in face_records(0, 0.0, faces, scale)
             ],
         }
         if jpeg is not None:

@@ -13,16 +13,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator
 
 import cv2
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
+from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
-from fer_yolo.runner import FrameRate
+from fer_yolo.sinks import EmotionSeconds
 from fer_yolo.sources import FALLBACK_FPS, open_sources
 
 LOGGER = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class LiveFeed:
         self.seq = 0
         self.error: str | None = None
         self.fps: float | None = None
-        self._history: deque[tuple[float, Counter]] = deque()
+        self._seconds = EmotionSeconds()  # by whole second of time.monotonic()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # set while the feed runs, under _cond
@@ -74,22 +73,20 @@ class LiveFeed:
             return True
 
     def _run(self) -> None:
-        annotator, rate, error = FaceAnnotator(), FrameRate(), None
+        annotator, error = FaceAnnotator(), None
         try:
             while not self._stop.is_set():
                 seq_before = self.seq
                 for source in open_sources(self.spec):
                     with source:
                         due = time.monotonic()  # when the next frame of a looping file is shown
-                        for result in self.pipeline.run(source):
-                            now, self.fps = time.monotonic(), rate.tick()
-                            image = annotator.annotate(result.frame.image, result.faces, self.fps)
-                            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+                        for result in self.pipeline.run(source, annotator=annotator):
+                            now, self.fps = time.monotonic(), result.fps
+                            ok, jpeg = cv2.imencode(".jpg", result.annotated, [cv2.IMWRITE_JPEG_QUALITY, 80])
                             with self._cond:
                                 self.jpeg, self.seq = jpeg.tobytes() if ok else self.jpeg, self.seq + 1
-                                self._history.append((now, Counter(result.faces.data.get(EMOTION_KEY, []))))
-                                while self._history and now - self._history[0][0] > self.window_s:
-                                    self._history.popleft()
+                                self._seconds.add(now, (r.emotion for r in result.records()))
+                                self._seconds.drop_before(int(now - self.window_s))
                                 self._cond.notify_all()
                             if self._stop.is_set() or self._idle():
                                 return
@@ -132,12 +129,9 @@ class LiveFeed:
 
     def stats(self) -> dict:
         """Faces per emotion in each of the last seconds (for the rolling chart), and the feed's state."""
+        now = int(time.monotonic())
         with self._cond:
-            history = list(self._history)
-        now = time.monotonic()
-        buckets: dict[int, Counter] = {}
-        for t, counts in history:
-            buckets.setdefault(int(now - t), Counter()).update(counts)
+            buckets = {now - s: counts.copy() for s, counts in self._seconds.buckets.items()}
         seconds = sorted(buckets, reverse=True)
         return {
             "running": self._thread is not None and self.error is None,

@@ -110,12 +110,27 @@ def test_evaluate_folder_splits_fer2013_test_by_prefix(tmp_path: Path) -> None:
     assert result["val"]["n"] == 6 and result["val"]["accuracy"] == 1.0
 
 
-def test_plot_confusion_writes_png(tmp_path: Path) -> None:
-    report = evaluate_emotion(PixelClassifier(), RAW, crops(Y_PRED, Y_TRUE))["test"]
-    out = tmp_path / "plots" / "confusion.png"
-    plot_confusion(report, out, title="test")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in out.parent.iterdir()] == ["confusion.png"]  # no temporary file left
+def test_plot_confusion_draws_each_cell_by_its_share(tmp_path: Path) -> None:
+    """The cells are coloured by the share of their true class: 3 full cells here ((1,1), (2,2), (3,0)),
+    7 in a perfect matrix, 2 half cells ((0,0), (0,1)) here and none there (the colour bar has both)."""
+    import matplotlib
+
+    def pixels(image: np.ndarray, share: float) -> int:
+        bgr = (np.array(matplotlib.colormaps["Blues"](share)[2::-1]) * 255).round()
+        return int((np.abs(image.astype(int) - bgr).max(axis=2) <= 2).sum())
+
+    drawn = {}
+    for name, (pred, true) in {"mixed": (Y_PRED, Y_TRUE), "perfect": (range(7), range(7))}.items():
+        report = evaluate_emotion(PixelClassifier(), RAW, crops(list(pred), list(true)))["test"]
+        out = tmp_path / "plots" / f"{name}.png"
+        plot_confusion(report, out, title="test")
+        drawn[name] = cv2.imread(str(out))
+        assert drawn[name].shape[0] > 500 and drawn[name].shape[1] > 600
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mixed.png", "perfect.png"]  # no temporary file
+    full = {name: pixels(image, 1.0) for name, image in drawn.items()}
+    assert 1.8 < full["perfect"] / full["mixed"] < 2.5  # 7 full cells against 3 (+ the colour bar's top)
+    half = {name: pixels(image, 0.5) for name, image in drawn.items()}
+    assert half["mixed"] > 5 * half["perfect"] > 0  # two half cells against the colour bar's middle
 
 
 def test_load_emotion_model_round_trips_fp16_checkpoint(tmp_path: Path) -> None:

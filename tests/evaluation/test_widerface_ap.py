@@ -129,9 +129,18 @@ def test_plot_pr_curves(tmp_path):
     gt = [image([A, B])]
     result = wap.evaluate({gt[0].path: (np.array([A, FAR, B]), np.array([0.9, 0.8, 0.7]))}, gt)
     out = tmp_path / "sub" / "pr.png"
-    plot_pr_curves({"a": result, "b": result}, out)
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missed = wap.evaluate({gt[0].path: (np.array([A, FAR]), np.array([0.9, 0.8]))}, gt)
+    plot_pr_curves({"a": result, "b": missed}, out)
     assert [p.name for p in out.parent.iterdir()] == ["pr.png"]
+    drawn = cv2.imread(str(out))
+    assert drawn.shape == (552, 1800, 3)  # three panels, 15 x 4.6 in at 120 dpi
+
+    def pixels(colour: str) -> int:
+        bgr = np.array([int(colour[i : i + 2], 16) for i in (5, 3, 1)])
+        return int((np.abs(drawn.astype(int) - bgr).max(axis=2) <= 10).sum())
+
+    # a (recall 1) draws a longer curve than b (recall 0.5) in each panel: matplotlib's first two colours
+    assert pixels("#1f77b4") > 1.5 * pixels("#ff7f0e") > 0
 
 
 # ---------------------------------------------------------------- missing files

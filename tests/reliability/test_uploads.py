@@ -116,14 +116,14 @@ def test_image_requests_over_the_limit_are_refused_at_once_before_their_upload_i
         await app(scope, reading, send)
 
     entered, release = threading.Event(), threading.Event()
-    process = serve_pipeline.process
+    run = serve_pipeline.run
 
     def held(*args, **kwargs):  # the first image holds the pipeline: the second waits for it
         entered.set()
         release.wait(60)
-        return process(*args, **kwargs)
+        yield from run(*args, **kwargs)
 
-    monkeypatch.setattr(serve_pipeline, "process", held)
+    monkeypatch.setattr(serve_pipeline, "run", held)
     data = (media / "face_recognition/two_people.jpg").read_bytes()
     with TestClient(spy) as client, ThreadPoolExecutor(3) as pool:
         try:
