@@ -11,9 +11,10 @@ import numpy as np
 import supervision as sv
 import torch
 
+from fer_yolo.emotion.inference import mean_softmax
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
-from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess, tta_views
+from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess
 from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.export import (
     OnnxModule,
@@ -217,15 +218,14 @@ class EmotionClassifier:
         if not len(inputs):
             return np.zeros((0, len(EMOTIONS)), np.float32)
         batch = torch.from_numpy(inputs).to(self.device)
-        views = tta_views(self.preprocess.normalize(batch), self.tta)
-        x = torch.cat(views) if len(views) > 1 else views[0]
+        return mean_softmax(self._forward, self.preprocess.normalize(batch), self.tta).cpu().numpy()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a normalised batch."""
         if self.backend == "onnx":
-            logits = self._net(x.cpu().contiguous().numpy())  # ONNX Runtime runs on the CPU
-        else:
-            x = x.contiguous(memory_format=torch.channels_last)
-            logits = self.model(x.half() if self.half else x)
-        probs = logits.float().softmax(1).view(len(views), len(inputs), -1).mean(0)
-        return probs.cpu().numpy()
+            return self._net(x.cpu().contiguous().numpy())  # ONNX Runtime runs on the CPU
+        x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x.half() if self.half else x)
 
     def classify(self, image: np.ndarray, faces: sv.Detections) -> np.ndarray:
         """float32 (n, 7) probabilities for the n face boxes of a BGR uint8 frame."""

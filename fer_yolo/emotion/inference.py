@@ -1,8 +1,10 @@
-"""Emotion-head inference on arrays of face crops: the one forward pass shared by training's validation, its
-distillation teachers and `fer-yolo eval emotion` (evaluation never imports training)."""
+"""Emotion-head inference: the test-time-augmented forward pass of the pipeline's classifier
+(`mean_softmax`), and on arrays of face crops, as training's validation, its distillation teachers and
+`fer-yolo eval emotion` run it (`predict_logits`; evaluation never imports training)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +20,14 @@ def autocast_for(device: torch.device, amp: bool) -> torch.autocast:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16, enabled=amp)
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp and cpu_has_fast_bf16())
+
+
+def mean_softmax(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: str) -> torch.Tensor:
+    """Softmax (n, k) of `forward` (a normalised batch -> logits), averaged over the TTA views of `x`
+    (n, c, s, s); all views go through `forward` in one call."""
+    views = tta_views(x, tta)
+    logits = forward(torch.cat(views) if len(views) > 1 else views[0]).float()
+    return logits.softmax(1).view(len(views), len(x), -1).mean(0)
 
 
 @torch.no_grad()
@@ -44,10 +54,6 @@ def predict_logits(
         x = pre.normalize(torch.from_numpy(images_u8[i : i + batch]).to(device))
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast_for(device, amp):
-            if tta == "none":
-                logits = model(x).float()
-            else:
-                views = tta_views(x, tta)
-                logits = torch.stack([model(v).float().softmax(1) for v in views]).mean(0).log()
+            logits = model(x).float() if tta == "none" else mean_softmax(model, x, tta).log()
         out.append(logits.cpu())
     return torch.cat(out).numpy()
