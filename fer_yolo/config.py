@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,22 @@ CHOICES: dict[str, tuple[str, ...]] = {
 def defaults() -> dict:
     """The packaged defaults (a fresh copy)."""
     return yaml.safe_load(resources.files("fer_yolo.cfg").joinpath("default.yaml").read_text())
+
+
+@functools.cache
+def _pipeline_defaults() -> dict:
+    return defaults()["pipeline"]
+
+
+def pipeline_default(value: Any, key: str) -> Any:
+    """`value`, or where it is None the default of `pipeline.<key>`: a setting left out of a stage's
+    constructor (detector, emotion head, tracker, smoother, pipeline) means what it means on the command line.
+
+    Example:
+        >>> pipeline_default(None, "conf"), pipeline_default(0.6, "conf")
+        (0.4, 0.6)
+    """
+    return _pipeline_defaults()[key] if value is None else value
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 import supervision as sv
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.config import defaults
+from fer_yolo.config import defaults, pipeline_default
 from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
@@ -116,6 +116,7 @@ class Pipeline:
             faces by track id), its last probabilities standing in between; new faces are classified at
             once. Emotions change slower than frames: 2 halves the head's work and every face of every
             frame still has an emotion. 1: every face, every frame.
+        conf and classify_every left out (None) take the `pipeline` section's defaults.
 
     Example:
         >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
@@ -128,15 +129,15 @@ class Pipeline:
         self,
         detector: FaceDetector,
         classifier: EmotionClassifier,
-        conf: float = 0.4,
+        conf: float | None = None,
         tracker: FaceTracker | None = None,
         smoother: EmaSmoother | None = None,
         max_faces: int | None = None,
-        classify_every: int = 1,
+        classify_every: int | None = None,
     ) -> None:
-        self.detector, self.classifier, self.conf = detector, classifier, conf
+        self.detector, self.classifier, self.conf = detector, classifier, pipeline_default(conf, "conf")
         self.tracker, self.smoother, self.max_faces = tracker, smoother, max_faces
-        self.classify_every = classify_every
+        self.classify_every = pipeline_default(classify_every, "classify_every")
         self._last: dict[int, np.ndarray] = {}  # each visible track's latest head output
         self._frame = 0
 

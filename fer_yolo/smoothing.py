@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fer_yolo.config import pipeline_default
+
 
 class EmaSmoother:
     """Exponential moving average of each track's probabilities, weighted by elapsed time.
@@ -12,7 +14,7 @@ class EmaSmoother:
     as elapsed time, and a 30 fps and a 5 fps source settle equally fast.
 
     Args:
-        tau_s: Time constant in seconds (0 turns smoothing off).
+        tau_s: Time constant in seconds (0 turns smoothing off; default: pipeline.smoothing_s).
         max_age_s: Tracks unseen for this long are forgotten.
 
     Example:
@@ -20,8 +22,8 @@ class EmaSmoother:
         >>> probs = smoother.smooth(tracker_ids, probs, t_s=frame.t_s)  # doctest: +SKIP
     """
 
-    def __init__(self, tau_s: float = 0.3, max_age_s: float = 5.0) -> None:
-        self.tau_s, self.max_age_s = tau_s, max_age_s
+    def __init__(self, tau_s: float | None = None, max_age_s: float = 5.0) -> None:
+        self.tau_s, self.max_age_s = pipeline_default(tau_s, "smoothing_s"), max_age_s
         self._state: dict[int, tuple[np.ndarray, float]] = {}
 
     def reset(self) -> None:

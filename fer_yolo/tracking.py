@@ -6,6 +6,8 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
+from fer_yolo.config import pipeline_default
+
 
 class FaceTracker:
     """Associates face detections over time.
@@ -19,14 +21,18 @@ class FaceTracker:
         conf: Confidence that starts a track (and separates ByteTrack's two matching stages).
         track_buffer_s: Seconds a lost face keeps its id before the id is retired.
         min_iou: Least IoU between a track's predicted box and a detection to match them.
+        conf and track_buffer_s left out (None) take the `pipeline` section's defaults.
 
     Example:
         >>> tracker = FaceTracker()  # doctest: +SKIP
         >>> faces = tracker.update(detector.detect(frame), t_s=0.0)  # doctest: +SKIP
     """
 
-    def __init__(self, conf: float = 0.4, track_buffer_s: float = 1.0, min_iou: float = 0.2) -> None:
-        self.conf, self.track_buffer_s, self.min_iou = conf, track_buffer_s, min_iou
+    def __init__(
+        self, conf: float | None = None, track_buffer_s: float | None = None, min_iou: float = 0.2
+    ) -> None:
+        self.conf, self.min_iou = pipeline_default(conf, "conf"), min_iou
+        self.track_buffer_s = pipeline_default(track_buffer_s, "track_buffer_s")
         self.reset()
 
     def reset(self) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import supervision as sv
 import torch
 
+from fer_yolo.config import pipeline_default
 from fer_yolo.detectors.base import FaceDetector, make_detections
 from fer_yolo.errors import WeightsError
 from fer_yolo.export import OnnxNet, cached_onnx, export_detector_onnx, use_onnx
@@ -124,9 +125,10 @@ class YoloFaceDetector(FaceDetector):
         iou: NMS IoU threshold.
         device: auto | cpu | cuda | cuda:N.
         half: fp16 inference (CUDA only).
-        max_det: Most faces per image.
+        max_det: Most faces per image (default: pipeline.max_faces).
         backend: auto (ONNX Runtime on the CPU, about 2x faster there; PyTorch on CUDA) | torch | onnx.
             The ONNX export is made once per weights file into fer-yolo's cache.
+        Settings left out (None) take the `pipeline` section's defaults (fer_yolo/cfg/default.yaml).
 
     Raises:
         WeightsError: The weights are missing or unreadable.
@@ -138,14 +140,18 @@ class YoloFaceDetector(FaceDetector):
     def __init__(
         self,
         weights: str | Path | None = None,
-        imgsz: int = 320,
-        conf: float = 0.25,
-        iou: float = 0.5,
-        device: str = "auto",
-        half: bool = True,
-        max_det: int = 300,
-        backend: str = "auto",
+        imgsz: int | None = None,
+        conf: float | None = None,
+        iou: float | None = None,
+        device: str | None = None,
+        half: bool | None = None,
+        max_det: int | None = None,
+        backend: str | None = None,
     ) -> None:
+        imgsz, conf = pipeline_default(imgsz, "imgsz"), pipeline_default(conf, "conf")
+        iou, device = pipeline_default(iou, "iou"), pipeline_default(device, "device")
+        half, max_det = pipeline_default(half, "half"), pipeline_default(max_det, "max_faces")
+        backend = pipeline_default(backend, "backend")
         path = Path(weights or default_weights("detector")).expanduser()
         ckpt = load_yolo_checkpoint(path)
         self.weights = str(path)

@@ -11,6 +11,7 @@ import numpy as np
 import supervision as sv
 import torch
 
+from fer_yolo.config import pipeline_default
 from fer_yolo.emotion.inference import mean_softmax
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
@@ -162,6 +163,7 @@ class EmotionClassifier:
         backend: auto (ONNX Runtime on the CPU, 3x faster there; PyTorch on CUDA) | torch | onnx.
         tta: Test-time augmentation, one of TTA_MODES: none, flip (the mean softmax of each face and its
             mirror, 2x the work), multicrop (12 views).
+        Settings left out (None) take the `pipeline` section's defaults (fer_yolo/cfg/default.yaml).
 
     Raises:
         WeightsError: Missing or unreadable weights.
@@ -174,12 +176,18 @@ class EmotionClassifier:
     def __init__(
         self,
         weights: str | Path | None = None,
-        device: str = "auto",
-        half: bool = True,
-        margin: float = 0.1,
-        backend: str = "auto",
-        tta: str = "none",
+        device: str | None = None,
+        half: bool | None = None,
+        margin: float | None = None,
+        backend: str | None = None,
+        tta: str | None = None,
     ) -> None:
+        device, half = pipeline_default(device, "device"), pipeline_default(half, "half")
+        margin, backend, tta = (
+            pipeline_default(margin, "margin"),
+            pipeline_default(backend, "backend"),
+            pipeline_default(tta, "tta"),
+        )
         if tta not in TTA_MODES:
             raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
         self.device = select_device(device)
