@@ -423,7 +423,7 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.data.crops import split_files
-    from fer_yolo.model_export import export_model, quantize_emotion, weights_kind
+    from fer_yolo.export import export_model, quantize_emotion, weights_kind
     from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
     pipeline, x = cfg["pipeline"], cfg["export"]  # without --weights: the pipeline's own two networks

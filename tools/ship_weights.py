@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fer_yolo.detectors.yolo import save_face_weights
 from fer_yolo.emotion.classifier import save_emotion_weights
-from fer_yolo.export import exported_from
+from fer_yolo.onnx_backend import exported_from
 
 
 def main() -> int:

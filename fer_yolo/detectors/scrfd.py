@@ -24,7 +24,7 @@ import torch
 from fer_yolo.detectors.base import FaceDetector, make_detections, user_weights_file
 from fer_yolo.detectors.yolo import letterbox_batch
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import onnx_session
+from fer_yolo.onnx_backend import onnx_session
 
 #: Feature strides of the three output levels, finest first.
 STRIDES = (8, 16, 32)

@@ -26,7 +26,7 @@ import torch
 from fer_yolo.config import pipeline_default
 from fer_yolo.detectors.base import FaceDetector, make_detections
 from fer_yolo.errors import WeightsError
-from fer_yolo.export import OnnxNet, cached_onnx, export_detector_onnx, use_onnx
+from fer_yolo.onnx_backend import OnnxNet, cached_onnx, export_detector_onnx, use_onnx
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import default_weights

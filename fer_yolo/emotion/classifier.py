@@ -17,7 +17,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import TTA_MODES, Preprocess
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.export import (
+from fer_yolo.onnx_backend import (
     OnnxModule,
     OnnxNet,
     cached_onnx,

@@ -134,7 +134,7 @@ def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
 @pytest.fixture(scope="module")
 def exported(fer2013: Path, tmp_path_factory) -> tuple[Path, Path]:
     """The shipped head exported as fp32 and as int8 ONNX files."""
-    from fer_yolo.model_export import export_model, quantize_emotion
+    from fer_yolo.export import export_model, quantize_emotion
 
     fp32 = export_model(default_weights("emotion"), tmp_path_factory.mktemp("onnx"))
     return fp32.onnx, quantize_emotion(fp32, fer2013, n=64).onnx
@@ -157,7 +157,7 @@ def test_exported_heads_run_as_weights(faces, torch_head: EmotionClassifier, exp
 
 
 def test_onnx_files_that_are_not_emotion_heads_are_refused(face_weights: Path, exported, tmp_path: Path):
-    from fer_yolo.model_export import export_model
+    from fer_yolo.export import export_model
 
     detector = export_model(face_weights, tmp_path).onnx
     with pytest.raises(WeightsError, match="not an emotion head"):

@@ -18,7 +18,7 @@ from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import ConfigError, WeightsError
-from fer_yolo.model_export import export_model, quantize_emotion
+from fer_yolo.export import export_model, quantize_emotion
 
 
 def metadata(path: Path) -> dict[str, str]:
