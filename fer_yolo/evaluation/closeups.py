@@ -49,8 +49,8 @@ def box_iou(box: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     """IoU of one xyxy box with each row of `xyxy` (n, 4).
 
     Example:
-        >>> box_iou(np.array([0, 0, 10, 10]), np.array([[0, 0, 10, 20], [20, 20, 30, 30]])).round(2)
-        array([0.5, 0. ])
+        >>> box_iou(np.array([0, 0, 10, 10]), np.array([[0, 0, 10, 20], [20, 20, 30, 30]])).tolist()
+        [0.5, 0.0]
     """
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     inter = _area(np.concatenate([np.maximum(box[:2], xyxy[:, :2]), np.minimum(box[2:], xyxy[:, 2:])], 1))
