@@ -202,9 +202,8 @@ class Pipeline:
         """Head probabilities (n, 7) per frame: fresh for the faces due, the track's last for the others."""
         tracked = [track and f.tracker_id is not None for f in faces_list]
         due, known = [], set(self._last)
-        for faces, is_tracked in zip(
-            faces_list, tracked
-        ):  # as frame by frame: a batch's earlier frames count
+        # as frame by frame: the earlier frames of a batch count
+        for faces, is_tracked in zip(faces_list, tracked):
             due.append(self._due(faces, is_tracked, known))
             if is_tracked:
                 known = {tid for tid in faces.tracker_id.tolist() if tid >= 0}

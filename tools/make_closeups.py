@@ -99,7 +99,8 @@ def rafdb_frames(root: Path, out: Path, held_out: set[str], count: int, seed: in
     files = sorted(p.relative_to(root).as_posix() for p, _ in split_files(root, "train"))
     files = [f for f in files if f not in held_out]
     files = sorted(files, key=lambda f: rng_for(f, seed).random())[:count]
-    images = [cv2.imread(str(root / f)) for f in files]
+    read = [(f, cv2.imread(str(root / f))) for f in files]
+    files, images = [f for f, im in read if im is not None], [im for _, im in read if im is not None]
     boxer = FaceBoxer()
     boxes, found = detect_dataset_faces(images, files, boxer.detector.detect_batch, boxer.key(root))
     written = []

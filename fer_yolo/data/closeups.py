@@ -3,8 +3,8 @@
 WIDER FACE holds few faces that fill the frame, the usual view of a webcam. A zoom window is a crop of a
 labelled photo around one of its faces, sized so that the face's height is a chosen fraction of the
 window's, then resized; every labelled box is carried into it. Training uses windows to teach close-ups
-(`tools/make_closeups.py`), and evaluation uses them to measure them (`closeup_recall`): a photo's face seen
-at zooms up to filling the frame.
+(`tools/make_closeups.py`), and evaluation uses them to measure them (`evaluation.closeups.zoom_views`): a
+photo's face seen at zooms up to filling the frame.
 """
 
 from __future__ import annotations

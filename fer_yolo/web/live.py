@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import cv2
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.emotion.labels import EMOTIONS
+from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import EmotionSeconds
@@ -85,7 +85,7 @@ class LiveFeed:
                             ok, jpeg = cv2.imencode(".jpg", result.annotated, [cv2.IMWRITE_JPEG_QUALITY, 80])
                             with self._cond:
                                 self.jpeg, self.seq = jpeg.tobytes() if ok else self.jpeg, self.seq + 1
-                                self._seconds.add(now, (r.emotion for r in result.records()))
+                                self._seconds.add(now, result.faces.data.get(EMOTION_KEY, []))
                                 self._seconds.drop_before(int(now - self.window_s))
                                 self._cond.notify_all()
                             if self._stop.is_set() or self._idle():
