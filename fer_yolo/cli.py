@@ -144,14 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8",
         action="store_true",
         default=None,
-        help="emotion heads: also write <stem>_int8.onnx, calibrated on face crops of --data",
+        help="also write <stem>_int8.onnx: emotion heads calibrated on face crops of --data, face detectors "
+        "on the photos of --images at pipeline.imgsz",
     )
     x.add_argument(
         "--data",
         nargs="+",
-        help="--int8: datasets whose faces calibrate it, cut as the pipeline cuts them (default: fer2013)",
+        help="--int8 emotion heads: datasets whose faces calibrate it, cut as the pipeline cuts them "
+        "(default: fer2013)",
     )
-    x.add_argument("--calib-size", type=int, help="--int8: crops to calibrate and check on (default 512)")
+    x.add_argument(
+        "--calib-size", type=int, help="--int8 emotion heads: crops to calibrate and check on (default 512)"
+    )
+    x.add_argument(
+        "--images", help="--int8 face detectors: folder of photos to calibrate on (default: WIDER FACE train)"
+    )
+    x.add_argument(
+        "--calib-images",
+        type=int,
+        help="--int8 face detectors: photos to calibrate and check on (default 64)",
+    )
     _common(x)
     for name, help_text in (
         ("stream", "faces + emotions on a webcam, RTSP/HTTP stream, video files, images or folders"),
@@ -233,7 +245,12 @@ def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> Non
 
 def _overrides(args: argparse.Namespace) -> dict:
     if args.command == "export":
-        return {"export": {k: getattr(args, k) for k in ("out", "opset", "int8", "data", "calib_size")}}
+        return {
+            "export": {
+                k: getattr(args, k)
+                for k in ("out", "opset", "int8", "data", "calib_size", "images", "calib_images")
+            }
+        }
     if args.command == "eval" and args.target == "detector":
         keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads", "closeups")
         keys += ("out",)
@@ -423,7 +440,7 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.data.crops import split_files
-    from fer_yolo.export import export_model, quantize_emotion, weights_kind
+    from fer_yolo.export import export_model, quantize_detector, quantize_emotion, weights_kind
     from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
     pipeline, x = cfg["pipeline"], cfg["export"]  # without --weights: the pipeline's own two networks
@@ -432,16 +449,16 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
         pipeline["emotion_weights"] or default_weights("emotion"),
     ]
     kinds = [weights_kind(Path(w).expanduser()) for w in weights]  # checked before anything is written
-    if x["int8"]:
-        if "emotion" not in kinds:
-            raise ConfigError(
-                "--int8 quantizes emotion heads: none is among --weights", "add one to --weights"
-            )
+    if x["int8"] and "emotion" in kinds:
         data = [Path(d) for d in x["data"]] if x["data"] else [data_root() / "fer2013"]
         for folder in data:
             if not folder.is_dir():
                 raise ConfigError(f"--data folder not found: {folder}", "pass a crop dataset to calibrate on")
             split_files(folder, "train")  # calibration faces
+    if x["int8"] and "detector" in kinds:
+        images = Path(x["images"]).expanduser() if x["images"] else data_root() / "widerface/train/images"
+        if not images.is_dir():
+            raise ConfigError(f"--images folder not found: {images}", "pass a folder of photos with faces")
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
         result = export_model(w, x["out"], x["opset"], name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
@@ -449,7 +466,14 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
             q = quantize_emotion(result, data, x["calib_size"])
             print(
                 f"emotion int8: {q.onnx} (vs fp32 on up to {x['calib_size']} val crops: top-1 agreement "
-                f"{100 * q.top1_agreement:.1f}%, max probability change {q.max_abs_diff:.3f})"
+                f"{100 * q.agreement:.1f}%, max probability change {q.max_abs_diff:.3f})"
+            )
+        elif x["int8"]:
+            q = quantize_detector(result, images, pipeline["imgsz"], x["calib_images"])
+            print(
+                f"detector int8: {q.onnx} (vs fp32 on up to {x['calib_images']} other photos at "
+                f"{pipeline['imgsz']} px: {100 * q.agreement:.1f}% of its faces found again, largest score "
+                f"change {q.max_abs_diff:.3f})"
             )
     return 0
 

@@ -60,6 +60,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "eval_detector.threads": (1, INF),
     "export.opset": (11, 21),
     "export.calib_size": (1, INF),
+    "export.calib_images": (1, INF),
 }
 #: Keys whose value is one of a few words, checked once the config is assembled (detectors: check_detector).
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,11 @@ from pathlib import Path
 import torch
 
 from fer_yolo.config import CHOICES
-from fer_yolo.errors import ConfigError
+from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.utils.io import atomic_path
-from fer_yolo.utils.paths import cache_dir
+from fer_yolo.utils.paths import cache_dir, default_weights
 
+LOGGER = logging.getLogger(__name__)
 #: Version of the exports' layout (input/output names): part of the cache key.
 _LAYOUT = 2
 #: Inference backends: auto (ONNX Runtime on the CPU when installed, PyTorch on CUDA) | torch | onnx.
@@ -148,8 +150,45 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
+def export_metadata(path: Path, kind: str) -> dict[str, str]:
+    """The metadata of a `fer-yolo export` file of `kind` (emotion | face-detector), checked.
+
+    Raises:
+        WeightsError: Missing or unreadable file, or not a fer-yolo export of that kind.
+    """
+    if not path.is_file():
+        raise WeightsError(f"{kind} weights not found: {path}", "pass an existing .onnx file")
+    try:
+        meta = onnx_metadata(path)
+    except Exception as e:  # onnx raises protobuf's own errors for files that are not models
+        raise WeightsError(f"cannot load {path}: {str(e)[:200]}", "pass a file from fer-yolo export") from e
+    if meta.get("kind") != kind:
+        what = "an emotion head" if kind == "emotion" else "a face detector"
+        raise WeightsError(f"{path} is not {what} exported by fer-yolo", "export one with its .pt")
+    return meta
+
+
 def exported_from(path: Path, weights: Path) -> bool | None:
     """Whether the ONNX file `path` is `fer-yolo export`'s export of `weights`, by the sha256 it records;
     None for a file that records none (exported before fer-yolo recorded it)."""
     recorded = onnx_metadata(path).get("source_sha256")
     return None if recorded is None else recorded == file_digest(weights)
+
+
+def shipped_weights(role: str, onnx: bool) -> Path:
+    """The shipped weights of `role` (detector | emotion): for ONNX Runtime its int8 export, unless that
+    export records (sha256) a `.pt` other than the one beside it, e.g. a newly shipped file not exported
+    again; else the `.pt`."""
+    pt, chosen = default_weights(role), default_weights(role, onnx)
+    if chosen == pt or not pt.is_file():
+        return chosen
+    if exported_from(chosen, pt) is False:  # a file without the record is trusted
+        LOGGER.warning(
+            "%s is the export of another %s: running the .pt (export it again: fer-yolo export --weights %s "
+            "--int8)",
+            chosen,
+            pt.name,
+            pt,
+        )
+        return pt
+    return chosen

@@ -4,7 +4,9 @@ Weights are ultralytics detection checkpoints: a `fer-yolo train detector` run's
 shipped weights/face_yolo11n.pt written by `save_face_weights` (EMA model in fp16, no optimizer). Both
 are read with ultralytics' allow-list loader (`torch_safe_load(safe_only=True)`, i.e.
 torch.load(weights_only=True) admitting only ultralytics/torch module classes), so no code stored in a
-file ever runs, and both also load in plain ultralytics (`YOLO("weights/face_yolo11n.pt")`).
+file ever runs, and both also load in plain ultralytics (`YOLO("weights/face_yolo11n.pt")`). A detector
+exported by `fer-yolo export` (.onnx, fp32 or int8) runs as it is, in ONNX Runtime on the CPU; the
+shipped int8 export (weights/face_yolo11n_int8.onnx) is what the CPU runs by default.
 
 Inference is done here rather than through ultralytics' predictor: frames are letterboxed to a
 stride-multiple canvas no larger than needed (a 16:9 frame at 320 runs at 320x192), batched, and
@@ -25,15 +27,21 @@ import torch
 
 from fer_yolo.config import pipeline_default
 from fer_yolo.detectors.base import FaceDetector, make_detections
-from fer_yolo.errors import WeightsError
-from fer_yolo.onnx_backend import OnnxNet, cached_onnx, export_detector_onnx, use_onnx
+from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.onnx_backend import (
+    OnnxNet,
+    cached_onnx,
+    export_detector_onnx,
+    export_metadata,
+    shipped_weights,
+    use_onnx,
+)
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path
-from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
 #: Letterbox padding grey, as in ultralytics training.
-_PAD_VALUE = 114
+PAD_VALUE = 114
 
 
 def load_yolo_checkpoint(path: str | Path) -> dict:
@@ -104,7 +112,7 @@ def letterbox_batch(images: list[np.ndarray], imgsz: int, stride: int) -> tuple[
         sizes.append((r, max(1, round(w * r)), max(1, round(h * r))))
     canvas_w = int(np.ceil(max(s[1] for s in sizes) / stride) * stride)
     canvas_h = int(np.ceil(max(s[2] for s in sizes) / stride) * stride)
-    batch = np.full((len(images), canvas_h, canvas_w, 3), _PAD_VALUE, np.uint8)
+    batch = np.full((len(images), canvas_h, canvas_w, 3), PAD_VALUE, np.uint8)
     transforms = np.empty((len(images), 3), np.float32)
     for i, (im, (r, w, h)) in enumerate(zip(images, sizes)):
         interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
@@ -119,7 +127,9 @@ class YoloFaceDetector(FaceDetector):
     """Faces from YOLO face weights.
 
     Args:
-        weights: Ultralytics detection checkpoint (default: the shipped weights/face_yolo11n.pt).
+        weights: Ultralytics detection checkpoint, or a detector exported by `fer-yolo export` (.onnx,
+            fp32 or int8: run by ONNX Runtime on the CPU); default: the shipped weights/face_yolo11n.pt, as
+            its shipped int8 export where ONNX Runtime runs it (`backend`).
         imgsz: Inference size of the longest side, pixels.
         conf: Minimum confidence kept.
         iou: NMS IoU threshold.
@@ -132,6 +142,7 @@ class YoloFaceDetector(FaceDetector):
 
     Raises:
         WeightsError: The weights are missing or unreadable.
+        ConfigError: An .onnx file with a CUDA device.
 
     Example:
         >>> faces = YoloFaceDetector().detect(cv2.imread("group.jpg"))  # doctest: +SKIP
@@ -152,28 +163,39 @@ class YoloFaceDetector(FaceDetector):
         iou, device = pipeline_default(iou, "iou"), pipeline_default(device, "device")
         half, max_det = pipeline_default(half, "half"), pipeline_default(max_det, "max_faces")
         backend = pipeline_default(backend, "backend")
-        path = Path(weights or default_weights("detector")).expanduser()
-        ckpt = load_yolo_checkpoint(path)
+        self.device = select_device(device)
+        onnx_backend = use_onnx(backend, self.device)
+        path = Path(weights).expanduser() if weights else shipped_weights("detector", onnx_backend)
         self.weights = str(path)
+        self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
+        self.half = half and self.device.type == "cuda"
+        setup_ultralytics()
         from ultralytics.utils.nms import non_max_suppression
 
         self._nms = non_max_suppression
-        model = ckpt["model"]
-        self.device = select_device(device)
-        self.half = half and self.device.type == "cuda"
-        model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-        self.stride = int(max(model.stride.max().item(), 32))
-        self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
-        self.end2end = getattr(model, "end2end", False)
-        self.backend = "onnx" if use_onnx(backend, self.device) else "torch"
-        if self.backend == "onnx":
-            onnx = cached_onnx(path, lambda out: export_detector_onnx(model, out))
-            self._net = OnnxNet(onnx, torch.get_num_threads())
+        if path.suffix.lower() == ".onnx":  # an export: its stride is in its metadata
+            if self.device.type != "cpu":
+                raise ConfigError(
+                    f"{path} is an ONNX export, which fer-yolo runs on the CPU only",
+                    "pass its .pt weights to run on CUDA, or --device cpu",
+                )
+            meta = export_metadata(path, "face-detector")
+            self.stride, self.end2end, self.backend = int(meta["stride"]), False, "onnx"
+            self._net = OnnxNet(path, torch.get_num_threads())
         else:
-            # channels_last: about 20% faster convolutions on the CPU (measured on the AVX2 machines)
-            self.model = (model.half() if self.half else model).to(
-                self.device, memory_format=torch.channels_last
-            )
+            model = load_yolo_checkpoint(path)["model"]
+            model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+            self.stride = int(max(model.stride.max().item(), 32))
+            self.end2end = getattr(model, "end2end", False)
+            self.backend = "onnx" if onnx_backend else "torch"
+            if self.backend == "onnx":
+                onnx = cached_onnx(path, lambda out: export_detector_onnx(model, out))
+                self._net = OnnxNet(onnx, torch.get_num_threads())
+            else:
+                # channels_last: about 20% faster convolutions on the CPU (measured on the AVX2 machines)
+                self.model = (model.half() if self.half else model).to(
+                    self.device, memory_format=torch.channels_last
+                )
         # ultralytics' Detect head caches its anchors for the last input shape: calls from several threads
         # (the web app's image route, video jobs and live feed) must not interleave.
         self._lock = threading.Lock()

@@ -21,14 +21,13 @@ from fer_yolo.onnx_backend import (
     OnnxModule,
     OnnxNet,
     cached_onnx,
+    export_metadata,
     export_onnx,
-    exported_from,
-    onnx_metadata,
+    shipped_weights,
     use_onnx,
 )
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
-from fer_yolo.utils.paths import default_weights
 
 LOGGER = logging.getLogger(__name__)
 
@@ -68,14 +67,7 @@ def read_onnx_head(path: Path) -> Preprocess:
     Raises:
         WeightsError: Missing or unreadable file, or not a fer-yolo emotion head for these 7 emotions.
     """
-    if not path.is_file():
-        raise WeightsError(f"emotion weights not found: {path}", "pass an existing .onnx file")
-    try:
-        meta = onnx_metadata(path)
-    except Exception as e:  # onnx raises protobuf's own errors for files that are not models
-        raise WeightsError(f"cannot load {path}: {str(e)[:200]}", "pass a file from fer-yolo export") from e
-    if meta.get("kind") != "emotion":
-        raise WeightsError(f"{path} is not an emotion head exported by fer-yolo", "export one with its .pt")
+    meta = export_metadata(path, "emotion")
     try:
         names, pre = json.loads(meta["class_names"]), Preprocess.from_dict(json.loads(meta["preprocess"]))
     except (KeyError, TypeError, ValueError) as e:
@@ -132,24 +124,6 @@ def load_emotion_model(
     return model.to(dev).eval(), pre
 
 
-def shipped_emotion_weights(onnx: bool) -> Path:
-    """The shipped emotion head: for ONNX Runtime its int8 export, unless that export records (sha256) a
-    `.pt` other than the one beside it, e.g. a newly shipped file not exported again; else the `.pt`."""
-    pt, chosen = default_weights("emotion"), default_weights("emotion", onnx)
-    if chosen == pt or not pt.is_file():
-        return chosen
-    if exported_from(chosen, pt) is False:  # a file without the record is trusted
-        LOGGER.warning(
-            "%s is the export of another %s: running the .pt (export it again: fer-yolo export --weights %s "
-            "--int8)",
-            chosen,
-            pt.name,
-            pt,
-        )
-        return pt
-    return chosen
-
-
 class EmotionClassifier:
     """Emotion probabilities for the faces of a frame, in one batch.
 
@@ -192,7 +166,7 @@ class EmotionClassifier:
             raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
         self.device = select_device(device)
         onnx_backend = use_onnx(backend, self.device)
-        path = Path(weights).expanduser() if weights else shipped_emotion_weights(onnx_backend)
+        path = Path(weights).expanduser() if weights else shipped_weights("emotion", onnx_backend)
         if not path.is_file():
             raise WeightsError(
                 f"emotion weights not found: {path}",
