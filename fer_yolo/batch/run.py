@@ -1,11 +1,11 @@
 """`fer-yolo batch`: plan the units, run them on Ray workers, merge what finished.
 
-The driver keeps one unit in flight per worker (backpressure: memory holds at most one unit's results per
-worker), waits on whichever finishes first, writes it as a finished unit folder, and sends that worker the
-next one. A worker whose process dies (killed, out of memory, node lost) is replaced and its unit goes back
-to the front of the queue, up to `max_retries` more attempts; a unit that cannot be read (a corrupt video)
-fails at once. Ctrl-C or SIGTERM stops the run with a manifest that lists every finished unit; the same
-command resumes it.
+The driver hands out the longest units first, keeps one unit in flight per worker (backpressure: memory
+holds at most one unit's results per worker), waits on whichever finishes first, writes it as a finished
+unit folder, and sends that worker the next one. A worker whose process dies (killed, out of memory, node
+lost) is replaced and its unit goes back to the front of the queue, up to `max_retries` more attempts; a
+unit that cannot be read (a corrupt video) fails at once. Ctrl-C or SIGTERM stops the run with a manifest
+that lists every finished unit; the same command resumes it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from fer_yolo.batch.cluster import ray_session
 from fer_yolo.batch.manifest import Manifest, commit_unit
 from fer_yolo.batch.merge import merge_run
-from fer_yolo.batch.units import Unit, collect_files, plan_units
+from fer_yolo.batch.units import Unit, collect_files, longest_first, plan_units
 from fer_yolo.batch.worker import UnitWorker
 from fer_yolo.errors import FerYoloError
 from fer_yolo.utils.io import write_json
@@ -142,7 +142,7 @@ class _Driver:
     def __init__(self, manifest: Manifest, cfg: dict, report: BatchReport, quiet: bool) -> None:
         self.manifest, self.cfg, self.report, self.quiet = manifest, cfg, report, quiet
         self.settings = cfg["batch"]
-        self.todo = deque(manifest.ids("pending"))
+        self.todo = deque(u.id for u in longest_first([manifest.units[i] for i in manifest.ids("pending")]))
         self.slots: list[_Slot] = []
 
     def run(self) -> None:

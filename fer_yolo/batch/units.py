@@ -11,7 +11,7 @@ import csv
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,8 @@ class Unit:
         start_frame: First frame (videos).
         end_frame: Frame after the last one (videos; None: to the end of the file).
         images: The image files (image folders), in order.
+        expected_frames: Frames it should yield (a folder's images; a video's frame count from its header,
+            divided by vid_stride), None where the header tells none. Schedules units, never identifies them.
     """
 
     id: str
@@ -47,6 +49,7 @@ class Unit:
     start_frame: int = 0
     end_frame: int | None = None
     images: tuple[str, ...] = ()
+    expected_frames: int | None = None
 
     def to_dict(self) -> dict:
         """What the manifest lists (images by count, not by name)."""
@@ -134,14 +137,14 @@ def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -
         stem = unique_name(safe_stem(path.stem if images is None else path.name), stems)
         if images is not None:
             key = f"{path.resolve()}|" + "|".join(p.name for p in images)
-            units.append(
-                Unit(_unit_id(path.name, key), str(path), stem, "images", images=tuple(map(str, images)))
-            )
+            unit = Unit(_unit_id(path.name, key), str(path), stem, "images", images=tuple(map(str, images)))
+            units.append(replace(unit, expected_frames=len(images)))
             continue
         size = path.stat().st_size if path.is_file() else -1
-        for start, end in _segments(path, segment_s, vid_stride):
+        for start, end, frames in _segments(path, segment_s, vid_stride):
             key = f"{path.resolve()}|{size}|{start}|{end}"
-            units.append(Unit(_unit_id(path.stem, key), str(path), stem, "video", start, end))
+            expected = None if frames is None else math.ceil(frames / vid_stride)
+            units.append(Unit(_unit_id(path.stem, key), str(path), stem, "video", start, end, (), expected))
     return units
 
 
@@ -149,19 +152,33 @@ def _unit_id(name: str, key: str) -> str:
     return f"{safe_stem(name)[:40]}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None]]:
-    """Equal [start, end) frame ranges of at most segment_s; the last runs to the end of the file (headers
-    can be a few frames off)."""
-    if segment_s <= 0:
-        return [(0, None)]
+def longest_first(units: list[Unit]) -> list[Unit]:
+    """Units in the order that lets several workers finish together: the longest first (those of unknown
+    length before all), so that the last units to run, while other workers may already be idle, are short.
+
+    Example:
+        >>> sizes = {"a": 90, "b": None, "c": 300}
+        >>> units = [Unit(n, "v.mp4", "v", "video", expected_frames=f) for n, f in sizes.items()]
+        >>> [u.id for u in longest_first(units)]
+        ['b', 'c', 'a']
+    """
+    return sorted(units, key=lambda u: -math.inf if u.expected_frames is None else -u.expected_frames)
+
+
+def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None, int | None]]:
+    """Equal [start, end) frame ranges of at most segment_s, with the frames each should hold; the last runs
+    to the end of the file (headers can be a few frames off). A video without a usable header is one unit
+    of unknown length."""
     cap = cv2.VideoCapture(str(path))
     try:
         fps, frames = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         cap.release()
-    if not (0 < fps < 1000) or frames <= 0:  # unreadable, or no length in its header: one unit
-        return [(0, None)]
+    if frames <= 0:  # unreadable, or no length in its header
+        return [(0, None, None)]
+    if segment_s <= 0 or not 0 < fps < 1000:
+        return [(0, None, frames)]
     count = math.ceil(frames / (segment_s * fps))
     length = math.ceil(math.ceil(frames / count) / vid_stride) * vid_stride  # starts on processed frames
     starts = list(range(0, frames, length))
-    return [(s, e) for s, e in zip(starts, starts[1:] + [None])]
+    return [(s, e, (e or frames) - s) for s, e in zip(starts, starts[1:] + [None])]

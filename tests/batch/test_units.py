@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_yolo.batch.units import collect_files, plan_units, read_list
+from fer_yolo.batch.units import collect_files, longest_first, plan_units, read_list
 from fer_yolo.errors import SourceError
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 29.97 fps, 275 frames: 9.2 s
@@ -27,6 +27,8 @@ SHORT = "sihanwang_video/test.mp4"  # 29.3 fps, 132 frames: 4.5 s
 def test_long_videos_are_cut_into_segments(media: Path, segment_s, stride, ranges):
     units = plan_units([media / CLIP], segment_s, stride)
     assert [(u.start_frame, u.end_frame) for u in units] == ranges
+    ends = [e or 275 for _, e in ranges]  # the header's 275 frames, every stride-th processed
+    assert [u.expected_frames for u in units] == [-(-(e - s) // stride) for (s, _), e in zip(ranges, ends)]
     assert len({u.id for u in units}) == len(units) and {u.stem for u in units} == {"short_hamilton_clip"}
 
 
@@ -69,3 +71,20 @@ def test_sources_that_match_nothing_are_refused(spec, message, tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match=message):
         collect_files([str(tmp_path / spec)])
+
+
+def test_the_longest_units_run_first(media: Path, tmp_path: Path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(media / "face_recognition" / "obama.jpg", photos)
+    (tmp_path / "no_header.mp4").write_bytes(b"not a video")  # its length is unknown: it may be the longest
+    units = plan_units(
+        collect_files([str(photos), str(media / SHORT), str(media / CLIP), str(tmp_path)]), 5.0
+    )
+    assert [(u.stem, u.expected_frames) for u in longest_first(units)] == [
+        ("no_header", None),
+        ("short_hamilton_clip", 138),
+        ("short_hamilton_clip", 137),
+        ("test", 132),
+        ("photos", 1),
+    ]
