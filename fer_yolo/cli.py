@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="also write <stem>_int8.onnx: emotion heads calibrated on face crops of --data, face detectors "
-        "on the photos of --images at pipeline.imgsz",
+        "named in --weights on the photos of --images at pipeline.imgsz",
     )
     x.add_argument(
         "--data",
@@ -440,7 +440,13 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
 
 def run_export(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.data.crops import split_files
-    from fer_yolo.export import export_model, quantize_detector, quantize_emotion, weights_kind
+    from fer_yolo.export import (
+        calibration_photos,
+        export_model,
+        quantize_detector,
+        quantize_emotion,
+        weights_kind,
+    )
     from fer_yolo.utils.paths import data_root, default_weights, weights_names
 
     pipeline, x = cfg["pipeline"], cfg["export"]  # without --weights: the pipeline's own two networks
@@ -455,10 +461,10 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
             if not folder.is_dir():
                 raise ConfigError(f"--data folder not found: {folder}", "pass a crop dataset to calibrate on")
             split_files(folder, "train")  # calibration faces
-    if x["int8"] and "detector" in kinds:
+    quantize_face = x["int8"] and bool(args.weights) and "detector" in kinds  # named with --weights only
+    if quantize_face:
         images = Path(x["images"]).expanduser() if x["images"] else data_root() / "widerface/train/images"
-        if not images.is_dir():
-            raise ConfigError(f"--images folder not found: {images}", "pass a folder of photos with faces")
+        calibration_photos(images)
     for w, name in zip(weights, weights_names(weights)):  # two best.pt: <run>_best.onnx each
         result = export_model(w, x["out"], x["opset"], name)
         print(f"{result.kind}: {result.onnx} (ONNX Runtime vs PyTorch: max |diff| {result.max_abs_diff:.1e})")
@@ -468,12 +474,12 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
                 f"emotion int8: {q.onnx} (vs fp32 on up to {x['calib_size']} val crops: top-1 agreement "
                 f"{100 * q.agreement:.1f}%, max probability change {q.max_abs_diff:.3f})"
             )
-        elif x["int8"]:
-            q = quantize_detector(result, images, pipeline["imgsz"], x["calib_images"])
+        elif quantize_face:
+            q = quantize_detector(result, images, pipeline["imgsz"], x["calib_images"], pipeline["conf"])
+            found = "no faces to compare" if q.agreement is None else f"{100 * q.agreement:.1f}% of its faces"
             print(
                 f"detector int8: {q.onnx} (vs fp32 on up to {x['calib_images']} other photos at "
-                f"{pipeline['imgsz']} px: {100 * q.agreement:.1f}% of its faces found again, largest score "
-                f"change {q.max_abs_diff:.3f})"
+                f"{pipeline['imgsz']} px: {found} found again, largest score change {q.max_abs_diff:.3f})"
             )
     return 0
 

@@ -32,6 +32,8 @@ from fer_yolo.onnx_backend import OnnxNet, export_detector_onnx, export_onnx, fi
 from fer_yolo.utils.io import atomic_path, load_checkpoint
 
 LOGGER = logging.getLogger(__name__)
+#: int8 activation ranges cover this central percentage of each activation's calibration values.
+CALIB_PERCENTILE = 99.999
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,8 @@ def quantize_emotion(
     pre = Preprocess.from_dict(json.loads(export.metadata["preprocess"]))
     datas = [Path(d).expanduser() for d in (data if isinstance(data, list) else [data])]
     calib, check = _sample_inputs(datas, pre, n, seed)
-    ranges = f"99.999th-percentile ranges of {len(calib)} faces of {', '.join(d.name for d in datas)}"
+    names = ", ".join(d.name for d in datas)
+    ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(calib)} faces of {names}"
     metadata = export.metadata | {"quantization": f"int8 static, {ranges}"}
     out = _quantize(export, calib, metadata)
     threads = torch.get_num_threads()
@@ -211,8 +214,8 @@ def quantize_emotion(
 
 def _quantize(export: ExportResult, calib: np.ndarray, metadata: dict[str, str], keep_float=()) -> Path:
     """Write <stem>_int8.onnx beside an fp32 export, atomically: ONNX Runtime static quantization in QDQ
-    format, int8 weights per output channel, uint8 activations whose ranges cover the central 99.999% of their
-    values over the `calib` inputs (all of one shape), the nodes named in `keep_float` left in fp32."""
+    format, int8 weights per output channel, uint8 activations whose ranges cover the central CALIB_PERCENTILE
+    % of their values over the `calib` inputs (all of one shape), the nodes named in `keep_float` in fp32."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -243,7 +246,7 @@ def _quantize(export: ExportResult, calib: np.ndarray, metadata: dict[str, str],
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.Percentile,
-                extra_options={"CalibPercentile": 99.999},
+                extra_options={"CalibPercentile": CALIB_PERCENTILE},
                 nodes_to_exclude=list(keep_float),
             )
             _write_metadata(dst, metadata)  # the file appears complete or not at all
@@ -278,20 +281,33 @@ def _read_photos(files: list[Path]) -> list[np.ndarray]:
     return photos
 
 
-def _letterboxed(photos: list[np.ndarray], imgsz: int) -> np.ndarray:
-    """Photos as the detector reads them (longest side `imgsz`, letterboxed, RGB 0-1), each on a square
-    imgsz canvas so that they stack: float32 (n, 3, imgsz, imgsz)."""
-    from fer_yolo.detectors.yolo import PAD_VALUE, letterbox_batch
+def _letterboxed(photos: list[np.ndarray], imgsz: int, stride: int) -> np.ndarray:
+    """Photos as the detector reads them (longest side `imgsz`, letterboxed), each on one square canvas of
+    the next stride multiple so that they stack: float32 (n, 3, side, side), RGB 0-1."""
+    from fer_yolo.detectors.yolo import PAD_VALUE, letterbox_batch, network_input
 
-    out = np.full((len(photos), imgsz, imgsz, 3), PAD_VALUE, np.uint8)
+    side = -(-imgsz // stride) * stride
+    out = np.full((len(photos), side, side, 3), PAD_VALUE, np.uint8)
     for i, image in enumerate(photos):
-        batch, _ = letterbox_batch([image], imgsz, 32)
+        batch, _ = letterbox_batch([image], imgsz, stride)
         out[i, : batch.shape[1], : batch.shape[2]] = batch[0]
-    return np.ascontiguousarray(out[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
+    return network_input(out)
+
+
+def calibration_photos(images: str | Path) -> list[Path]:
+    """The photos of a folder (searched recursively), in name order.
+
+    Raises:
+        DatasetError: Fewer than 2 (one to calibrate on, one to check on).
+    """
+    files = sorted(p for p in Path(images).expanduser().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise DatasetError(f"no photos to calibrate on in {images}", "pass a folder of photos with faces")
+    return files
 
 
 def quantize_detector(
-    export: ExportResult, images: str | Path, imgsz: int, n: int = 64, seed: int = 0
+    export: ExportResult, images: str | Path, imgsz: int, n: int, conf: float, seed: int = 0
 ) -> ExportResult:
     """An int8 copy <stem>_int8.onnx of an exported face detector, calibrated on real photos.
 
@@ -299,12 +315,13 @@ def quantize_detector(
     recursively; e.g. WIDER FACE training images) letterboxed to `imgsz`, with the Detect head's last
     convolutions and its decoding left in fp32 (`_detector_head_decode`). Calibration holds every activation
     of every photo in memory (about 130 MB a photo at 416 px). The file is checked against the fp32 export on
-    `n` other photos at `imgsz`: the share of the faces the fp32 file reports (at `pipeline.conf`) that the
-    int8 file reports too (IoU >= 0.5), and the largest change of a matched face's score.
+    up to `n` other photos at `imgsz`: `agreement` is the share of the faces the fp32 file reports (at
+    `conf`) that the int8 file reports too (IoU >= 0.5; None if it reports none), `max_abs_diff` the largest
+    change of such a face's score.
 
     Raises:
         ConfigError: `export` is not a face detector.
-        DatasetError: `images` holds fewer than 2 photos.
+        DatasetError: `images` holds fewer than 2 photos, or none of those drawn to calibrate on decodes.
     """
     import supervision as sv
 
@@ -312,19 +329,22 @@ def quantize_detector(
 
     if export.kind != "detector":
         raise ConfigError(f"{export.weights} is an emotion head", "quantize_emotion quantizes it")
-    files = sorted(p for p in Path(images).expanduser().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if len(files) < 2:
-        raise DatasetError(f"no photos to calibrate on in {images}", "pass a folder of photos with faces")
+    files = calibration_photos(images)
     order = np.random.default_rng(seed).permutation(len(files))
     k = min(n, len(files) // 2)
-    calib, check = [files[i] for i in sorted(order[:k])], [files[i] for i in sorted(order[k : 2 * k])]
-    ranges = f"99.999th-percentile ranges of {k} photos of {Path(images).name} at {imgsz} px"
+    photos = _read_photos([files[i] for i in sorted(order[:k])])
+    if not photos:
+        raise DatasetError(
+            f"none of the photos drawn from {images} decodes", "pass a folder of readable photos"
+        )
+    folder = "/".join(Path(images).expanduser().resolve().parts[-3:])  # e.g. widerface/train/images
+    ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(photos)} photos of {folder} at {imgsz} px"
     metadata = export.metadata | {"quantization": f"int8 static, {ranges}"}
-    calib = _letterboxed(_read_photos(calib), imgsz)
+    calib = _letterboxed(photos, imgsz, int(export.metadata["stride"]))
     out = _quantize(export, calib, metadata, _detector_head_decode(export.onnx))
-    fp32, int8 = (YoloFaceDetector(path, imgsz, device="cpu") for path in (export.onnx, out))
+    fp32, int8 = (YoloFaceDetector(path, imgsz, conf) for path in (export.onnx, out))
     found, total, diff = 0, 0, 0.0
-    for image in _read_photos(check):
+    for image in _read_photos([files[i] for i in sorted(order[k : 2 * k])]):
         a, b = fp32.detect(image), int8.detect(image)
         total += len(a)
         if len(a) and len(b):
@@ -333,4 +353,5 @@ def quantize_detector(
             found += int(match.sum())
             scores = b.confidence[iou.argmax(1)]
             diff = max(diff, float(np.abs(scores - a.confidence)[match].max(initial=0.0)))
-    return ExportResult(export.weights, out, "detector", metadata, diff, found / max(total, 1))
+    agreement = found / total if total else None
+    return ExportResult(export.weights, out, "detector", metadata, diff, agreement)

@@ -4,8 +4,10 @@ pipeline runs them in (the `fer-yolo export` command is export.py, on top of thi
 On the CPU, ONNX Runtime runs both networks much faster than PyTorch eager (2-core AVX2 machine: YOLO11n
 at 320x256 12 vs 24 ms; MobileNetV2 on 7 faces at 96 px 8 vs 29 ms; outputs equal to 1e-4), so the
 detector and the emotion head (backend "auto") export their weights once into fer-yolo's cache and run
-that. Exports have a dynamic batch (and, for the detector, image size). An emotion head exported by
-`fer-yolo export` (fp32 or `--int8`) also runs as it is, wherever a weight file is accepted (OnnxModule).
+that. Exports have a dynamic batch (and, for the detector, image size). A network exported by `fer-yolo
+export` (fp32 or `--int8`) also runs as it is, wherever a weight file of its kind is accepted (emotion
+heads through OnnxModule), and a shipped int8 export listed in SHIPPED_INT8 is what ONNX Runtime runs by
+default (`shipped_weights`).
 """
 
 from __future__ import annotations

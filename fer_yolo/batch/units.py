@@ -11,7 +11,7 @@ import csv
 import hashlib
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -137,14 +137,23 @@ def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -
         stem = unique_name(safe_stem(path.stem if images is None else path.name), stems)
         if images is not None:
             key = f"{path.resolve()}|" + "|".join(p.name for p in images)
-            unit = Unit(_unit_id(path.name, key), str(path), stem, "images", images=tuple(map(str, images)))
-            units.append(replace(unit, expected_frames=len(images)))
+            units.append(
+                Unit(
+                    _unit_id(path.name, key),
+                    str(path),
+                    stem,
+                    "images",
+                    images=tuple(map(str, images)),
+                    expected_frames=len(images),
+                )
+            )
             continue
         size = path.stat().st_size if path.is_file() else -1
         for start, end, frames in _segments(path, segment_s, vid_stride):
             key = f"{path.resolve()}|{size}|{start}|{end}"
             expected = None if frames is None else math.ceil(frames / vid_stride)
-            units.append(Unit(_unit_id(path.stem, key), str(path), stem, "video", start, end, (), expected))
+            unit_id = _unit_id(path.stem, key)
+            units.append(Unit(unit_id, str(path), stem, "video", start, end, expected_frames=expected))
     return units
 
 
@@ -168,7 +177,9 @@ def longest_first(units: list[Unit]) -> list[Unit]:
 def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None, int | None]]:
     """Equal [start, end) frame ranges of at most segment_s, with the frames each should hold; the last runs
     to the end of the file (headers can be a few frames off). A video without a usable header is one unit
-    of unknown length."""
+    of unknown length (as is a missing file, which its unit records as failed)."""
+    if not path.is_file():
+        return [(0, None, None)]
     cap = cv2.VideoCapture(str(path))
     try:
         fps, frames = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

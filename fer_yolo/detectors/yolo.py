@@ -5,8 +5,7 @@ shipped weights/face_yolo11n.pt written by `save_face_weights` (EMA model in fp1
 are read with ultralytics' allow-list loader (`torch_safe_load(safe_only=True)`, i.e.
 torch.load(weights_only=True) admitting only ultralytics/torch module classes), so no code stored in a
 file ever runs, and both also load in plain ultralytics (`YOLO("weights/face_yolo11n.pt")`). A detector
-exported by `fer-yolo export` (.onnx, fp32 or int8) runs as it is, in ONNX Runtime on the CPU; the
-shipped int8 export (weights/face_yolo11n_int8.onnx) is what the CPU runs by default.
+exported by `fer-yolo export` (.onnx, fp32 or int8) runs as it is, in ONNX Runtime on the CPU.
 
 Inference is done here rather than through ultralytics' predictor: frames are letterboxed to a
 stride-multiple canvas no larger than needed (a 16:9 frame at 320 runs at 320x192), batched, and
@@ -27,17 +26,17 @@ import torch
 
 from fer_yolo.config import pipeline_default
 from fer_yolo.detectors.base import FaceDetector, make_detections
-from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.errors import WeightsError
 from fer_yolo.onnx_backend import (
     OnnxNet,
     cached_onnx,
     export_detector_onnx,
     export_metadata,
-    shipped_weights,
     use_onnx,
 )
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import atomic_path
+from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
 #: Letterbox padding grey, as in ultralytics training.
@@ -68,6 +67,26 @@ def load_yolo_checkpoint(path: str | Path) -> dict:
             "pass weights/face_yolo11n.pt or a `fer-yolo train detector` run's weights/best.pt",
         ) from e
     return {**ckpt, "model": model}
+
+
+def read_onnx_detector(path: Path) -> int:
+    """The stride recorded in a face detector exported by `fer-yolo export`.
+
+    Raises:
+        WeightsError: Missing or unreadable file, or not a fer-yolo face detector.
+    """
+    meta = export_metadata(path, "face-detector")
+    try:
+        return int(meta["stride"])
+    except (KeyError, ValueError) as e:
+        raise WeightsError(
+            f"{path}: unreadable metadata ({e!r})", "export it again with fer-yolo export"
+        ) from e
+
+
+def network_input(batch: np.ndarray) -> np.ndarray:
+    """A letterboxed BGR uint8 batch (n, H, W, 3) as the exported network reads it: RGB, NCHW, float32 0-1."""
+    return np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
 
 
 def save_face_weights(src: str | Path, dst: str | Path, **card) -> Path:
@@ -127,9 +146,9 @@ class YoloFaceDetector(FaceDetector):
     """Faces from YOLO face weights.
 
     Args:
-        weights: Ultralytics detection checkpoint, or a detector exported by `fer-yolo export` (.onnx,
-            fp32 or int8: run by ONNX Runtime on the CPU); default: the shipped weights/face_yolo11n.pt, as
-            its shipped int8 export where ONNX Runtime runs it (`backend`).
+        weights: Ultralytics detection checkpoint (default: the shipped weights/face_yolo11n.pt), or a
+            detector exported by `fer-yolo export` (.onnx, fp32 or int8: always run by ONNX Runtime on the
+            CPU, whatever `device` and `backend` say).
         imgsz: Inference size of the longest side, pixels.
         conf: Minimum confidence kept.
         iou: NMS IoU threshold.
@@ -142,7 +161,6 @@ class YoloFaceDetector(FaceDetector):
 
     Raises:
         WeightsError: The weights are missing or unreadable.
-        ConfigError: An .onnx file with a CUDA device.
 
     Example:
         >>> faces = YoloFaceDetector().detect(cv2.imread("group.jpg"))  # doctest: +SKIP
@@ -163,24 +181,19 @@ class YoloFaceDetector(FaceDetector):
         iou, device = pipeline_default(iou, "iou"), pipeline_default(device, "device")
         half, max_det = pipeline_default(half, "half"), pipeline_default(max_det, "max_faces")
         backend = pipeline_default(backend, "backend")
-        self.device = select_device(device)
-        onnx_backend = use_onnx(backend, self.device)
-        path = Path(weights).expanduser() if weights else shipped_weights("detector", onnx_backend)
+        path = Path(weights or default_weights("detector")).expanduser()
         self.weights = str(path)
         self.imgsz, self.conf, self.iou, self.max_det = imgsz, conf, iou, max_det
+        exported = path.suffix.lower() == ".onnx"
+        self.device = torch.device("cpu") if exported else select_device(device)
         self.half = half and self.device.type == "cuda"
+        onnx_backend = use_onnx(backend, self.device)  # also checks the setting
         setup_ultralytics()
         from ultralytics.utils.nms import non_max_suppression
 
         self._nms = non_max_suppression
-        if path.suffix.lower() == ".onnx":  # an export: its stride is in its metadata
-            if self.device.type != "cpu":
-                raise ConfigError(
-                    f"{path} is an ONNX export, which fer-yolo runs on the CPU only",
-                    "pass its .pt weights to run on CUDA, or --device cpu",
-                )
-            meta = export_metadata(path, "face-detector")
-            self.stride, self.end2end, self.backend = int(meta["stride"]), False, "onnx"
+        if exported:
+            self.stride, self.end2end, self.backend = read_onnx_detector(path), False, "onnx"
             self._net = OnnxNet(path, torch.get_num_threads())
         else:
             model = load_yolo_checkpoint(path)["model"]
@@ -203,9 +216,7 @@ class YoloFaceDetector(FaceDetector):
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         """Raw predictions (n, 4 + classes, anchors) for a letterboxed BGR uint8 batch (n, H, W, 3)."""
         if self.backend == "onnx":
-            return self._net(
-                np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
-            )
+            return self._net(network_input(batch))
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).flip(1)  # BGR -> RGB, NCHW
         x = (x.half() if self.half else x.float()).div_(255).contiguous(memory_format=torch.channels_last)
         return self.model(x)

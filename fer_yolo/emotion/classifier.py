@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from fer_yolo.onnx_backend import (
 )
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
-
-LOGGER = logging.getLogger(__name__)
 
 
 def read_emotion_checkpoint(path: Path) -> tuple[dict, dict]:

@@ -44,7 +44,7 @@ def data_root(required: bool = True) -> Path | None:
 #: Shipped weight files (in the folders of `weights_folders`), by role; model cards beside them.
 SHIPPED_WEIGHTS: dict[str, str] = {"detector": "face_yolo11n.pt", "emotion": "emotion_resnet34.pt"}
 #: What ONNX Runtime runs instead by default: the same weights exported as int8 (`fer-yolo export --int8`).
-SHIPPED_INT8: dict[str, str] = {"detector": "face_yolo11n_int8.onnx", "emotion": "emotion_resnet34_int8.onnx"}
+SHIPPED_INT8: dict[str, str] = {"emotion": "emotion_resnet34_int8.onnx"}
 
 
 def weights_folders() -> list[Path]:
