@@ -91,6 +91,12 @@ class FrameSource:
         self.close()
 
 
+def _open_video(target: str | Path) -> cv2.VideoCapture:
+    """A capture whose decoder uses OpenCV's thread count (FFmpeg's own default is every core): a batch
+    worker given 1 CPU (cv2.setNumThreads(1)) decodes on 1 thread."""
+    return cv2.VideoCapture(str(target), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, cv2.getNumThreads()])
+
+
 def public_url(uri: str) -> str:
     """A stream URL without its user name and password: what logs, file names and outputs show.
 
@@ -153,7 +159,7 @@ class VideoFileSource(FrameSource):
         url = isinstance(path, str) and is_video_url(path)  # a recorded video over http(s): FFmpeg reads it
         name = public_url(path) if url else str(Path(path))
         self.vid_stride = int(vid_stride)
-        self.cap = cv2.VideoCapture(path if url else name)
+        self.cap = _open_video(path if url else name)
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")
         self.fps = usable_fps(self.cap.get(cv2.CAP_PROP_FPS))
@@ -179,7 +185,7 @@ class VideoFileSource(FrameSource):
         if int(self.cap.get(cv2.CAP_PROP_POS_FRAMES)) == self.start_frame:
             return
         self.cap.release()
-        self.cap = cv2.VideoCapture(target)
+        self.cap = _open_video(target)
         for _ in range(self.start_frame):
             if not self.cap.grab():
                 raise SourceError(f"{name} ends before frame {self.start_frame}", "check the frame range")

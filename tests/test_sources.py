@@ -27,6 +27,19 @@ def test_video_file_yields_every_frame_with_media_time(media: Path):
     assert frames[-1].t_s == pytest.approx(274 / 29.97, abs=0.01)
 
 
+def test_video_decoding_uses_opencvs_thread_count(media: Path):
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        for threads in (1, 2):  # a batch worker of 1 CPU sets 1: FFmpeg's own default is every core
+            cv2.setNumThreads(threads)
+            with VideoFileSource(media / CLIP, start_frame=100) as source:
+                assert source.cap.get(cv2.CAP_PROP_N_THREADS) == threads and next(iter(source)).index == 100
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_vid_stride_keeps_every_nth_frame(media: Path):
     with VideoFileSource(media / CLIP, vid_stride=4) as source:
         frames = list(source)
