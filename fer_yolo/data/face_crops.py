@@ -134,9 +134,12 @@ class FaceBoxer:
         return self._detector
 
     def key(self, root: str | Path) -> dict:
+        from fer_yolo.utils.paths import default_weights
+
         p = self.settings
+        weights = p["detector_weights"] or default_weights("detector")
         return {
-            "weights": sha256_file(Path(self.detector.weights)),  # the file it runs (the int8 export on CPUs)
+            "weights": sha256_file(Path(weights).expanduser()),
             "imgsz": p["imgsz"],
             "conf": p["low_conf"],
             "iou": p["iou"],
