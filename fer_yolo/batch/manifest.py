@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fer_yolo.batch.units import Unit
 from fer_yolo.errors import ConfigError
-from fer_yolo.utils.io import write_json
+from fer_yolo.utils.io import remove_temporaries, write_json
 
 #: Unit statuses: pending (not done yet), running (on a worker), ok (its folder is written), failed.
 STATUSES = ("pending", "running", "ok", "failed")
@@ -105,8 +105,7 @@ class Manifest:
                     f"{out_dir} holds a batch run made with other settings ({', '.join(changed)})",
                     "rerun with the same settings to resume it, or pass another -o",
                 )
-        for stale in (out_dir / "units").glob(".*.tmp"):  # left by a driver killed while writing a unit
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_temporaries(out_dir)  # left by a driver killed while writing a unit or a table
         manifest = cls(path, settings, units)
         for unit in units:
             record = finished_record(out_dir, unit.id)

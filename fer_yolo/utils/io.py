@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from fer_yolo.errors import WeightsError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_TEMP_MARK = ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp<suffix>
 
 
 @contextlib.contextmanager
@@ -31,8 +33,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
-    try:  # made inside the try: a Ctrl-C right after the file exists still removes it
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    try:  # inside the try: a Ctrl-C after mkstemp returns still removes it (within it: remove_temporaries)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_MARK + path.suffix, dir=path.parent)
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
@@ -41,6 +43,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete what atomic writes left under `folder` when their process was killed (or Ctrl-C landed inside
+    `tempfile.mkstemp`): hidden `.<name>.<random>.tmp*` files and folders; returns how many. Call it before
+    resuming work there.
+    """
+    stale = list(Path(folder).rglob(f".*.*{_TEMP_MARK}*"))
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -21,6 +21,7 @@ from fer_yolo.data.convert.ferplus import list_ferplus, votes_to_label
 from fer_yolo.data.crops import load_crops
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import ConfigError, DatasetError
+from fer_yolo.utils.io import atomic_path
 
 
 def settings(**over) -> ConvertSettings:
@@ -151,10 +152,13 @@ def test_resume_does_not_redo_finished_files(fer_subset: Path, tmp_path: Path):
     manifest.write_text("\n".join(lines[:-10]) + "\n" + lines[-10][:20])  # crash: 10 lost, 1 cut off
     victim = out / json.loads(lines[-1])["outputs"][0]
     victim.unlink()
+    cut_write = atomic_path(victim)  # the crash stopped a write midway: its temporary file is left
+    cut_write.__enter__().write_bytes(b"half a png")
     kept = out / json.loads(lines[0])["outputs"][0]
     mtime = kept.stat().st_mtime_ns
     report = convert(fer_subset, out, settings(kinds=["crops"]), progress=False)
     assert report["converted"] == 60 and victim.exists()
+    assert not list(out.rglob("*.tmp*")), "the stopped run's temporary file is removed"
     assert kept.stat().st_mtime_ns == mtime
     assert len(manifest.read_text().splitlines()) == 61  # 50 + the cut line + 10 redone
 

@@ -34,7 +34,14 @@ from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.emotion.preprocess import square_crop
 from fer_yolo.errors import ConfigError, DatasetError
-from fer_yolo.utils.io import append_lines, atomic_path, read_jsonl, write_json, write_text
+from fer_yolo.utils.io import (
+    append_lines,
+    atomic_path,
+    read_jsonl,
+    remove_temporaries,
+    write_json,
+    write_text,
+)
 
 LOGGER = logging.getLogger(__name__)
 FORMATS = ("fer2013", "fer2013-csv", "ferplus", "photos", "widerface")
@@ -309,6 +316,8 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     manifest = state / "manifest.jsonl"
     done = {r["key"]: r for r in read_jsonl(manifest) if "key" in r}
     done = _prune(done, {i.key: i.hash for i in items}, out, manifest)
+    if stale := remove_temporaries(out):
+        LOGGER.info("removed %d half-written files of the stopped run", stale)
     todo = [i for i in items if i.key not in done]
     LOGGER.info("%s: %d items, %d already done, %d to do", fmt, len(items), len(items) - len(todo), len(todo))
     t1 = time.time()
