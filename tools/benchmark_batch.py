@@ -16,7 +16,9 @@ import argparse
 import os
 import shutil
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from fer_yolo.batch import run_batch
@@ -40,6 +42,60 @@ def make_archive(folder: Path, copies: int) -> list[Path]:
     return files
 
 
+class ProcessCpu:
+    """CPU seconds that the processes of this machine used while the block ran, by role: `workers` (the Ray
+    actors running units), `driver` (this process), `ray` (Ray's own: raylet, GCS, agents, idle workers) and
+    `other` (anything else, e.g. a training that was not paused). /proc is read every `every` seconds, so a
+    process that starts and ends between two reads is missed (Ray's are long-lived)."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every, self.seconds = every, Counter()
+        self._first: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _read(self, initial: bool = False) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            self._first.setdefault(pid, cpu if initial else 0.0)
+            self._last[pid] = (self._role(pid, command), cpu)
+
+    @staticmethod
+    def _role(pid: int, command: str) -> str:
+        if pid == os.getpid():
+            return "driver"
+        if command.startswith("ray::UnitWorker"):
+            return "workers"
+        return "ray" if "ray" in command else "other"
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            self._read()
+
+    def __enter__(self) -> ProcessCpu:
+        self._read(initial=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        for pid, (role, cpu) in self._last.items():
+            self.seconds[role] += cpu - self._first[pid]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--copies", type=int, default=2, help="times each clip is in the archive")
@@ -61,7 +117,8 @@ def main() -> int:
                 }
             )
             t0 = time.perf_counter()
-            report = run_batch([str(a) for a in archive], work / f"out{workers}", cfg, quiet=True)
+            with ProcessCpu() as cpu:
+                report = run_batch([str(a) for a in archive], work / f"out{workers}", cfg, quiet=True)
             wall = time.perf_counter() - t0
             if report.failed or report.interrupted:
                 raise SystemExit(f"the {workers}-worker run did not finish every unit: {report.failed}")
@@ -73,6 +130,7 @@ def main() -> int:
                     "wall_s": round(wall, 2),
                     "frames_per_s": round(report.frames / wall, 2),
                     "worker_frames_per_s": [w["fps"] for w in report.workers],
+                    "cpu_s": {k: round(v, 1) for k, v in sorted(cpu.seconds.items())},
                 }
             )
             print(rows[-1], flush=True)
@@ -89,14 +147,16 @@ def main() -> int:
     table = [
         header,
         "",
-        "| workers | units | frames | wall s | frames/s | speed-up | frames/s per worker (busy) |",
-        "|---|---|---|---|---|---|---|",
+        "| workers | units | frames | wall s | frames/s | speed-up | frames/s per worker (busy) "
+        "| CPU s: workers / Ray / driver / other |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_worker = ", ".join(f"{f:.1f}" if f else "-" for f in r["worker_frames_per_s"])
+        cpu = " / ".join(f"{r['cpu_s'].get(k, 0.0):.0f}" for k in ("workers", "ray", "driver", "other"))
         table.append(
             f"| {r['workers']} | {r['units']} | {r['frames']} | {r['wall_s']} | {r['frames_per_s']} | "
-            f"{r['speedup']}x | {per_worker} |"
+            f"{r['speedup']}x | {per_worker} | {cpu} |"
         )
     print("\n".join(table))
     result = {"archive": source, "machine": machine_name(), "load_average": load, "rows": rows}

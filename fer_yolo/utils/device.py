@@ -11,6 +11,14 @@ import torch
 
 from fer_yolo.errors import ConfigError
 
+#: /proc/cpuinfo flag -> name, best first: the instructions x86 int8 inference runs on.
+INT8_ISAS = (
+    ("avx512_vnni", "AVX512-VNNI"),
+    ("avx_vnni", "AVX-VNNI"),
+    ("avx512f", "AVX512"),
+    ("avx2", "AVX2"),
+)
+
 
 def select_device(spec: str | None = "auto") -> torch.device:
     """Resolve 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'N' to a torch.device.
@@ -46,14 +54,15 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def machine_name() -> str:
-    """The CPU model and core count (and GPU, if any), for benchmark and training records."""
+    """The CPU model, core count and int8 instruction set (and GPU, if any), for benchmark records."""
     try:
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ]
+        info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        names = []
+        info = []
+    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
+    flags = next((ln.split(":", 1)[1].split() for ln in info if ln.startswith("flags")), [])
     cpu = f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    # int8 speed and accuracy depend on it: VNNI has int8 dot products, AVX2 adds products in int16
+    isa = next((name for flag, name in INT8_ISAS if flag in flags), None)
+    cpu = f"{cpu}, {isa}" if isa else cpu
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
