@@ -129,12 +129,15 @@ def test_int8_detector_finds_the_faces_fp32_finds_on_real_photos(
     assert meta["source_sha256"] == metadata(fp32.onnx)["source_sha256"] and meta["kind"] == "face-detector"
     assert "ranges of 8 photos of widerface/train/images at 320 px" in meta["quantization"]
     assert int8.agreement > 0.9 and int8.max_abs_diff < 0.2  # on 8 other WIDER photos
-    for photo in sorted((media / "dlib_faces").glob("*.jpg")):  # the file runs as detector weights
+    # The file runs as detector weights and finds the same faces; a score may move by up to 0.1 (a face
+    # at 0.44 in fp32 may fall under 0.4 in int8), so each side is matched against the other at 0.1 less.
+    files = {"fp32": fp32.onnx, "int8": int8.onnx}
+    nets = {name: {c: YoloFaceDetector(f, 320, conf=c) for c in (0.3, 0.4)} for name, f in files.items()}
+    for photo in sorted((media / "dlib_faces").glob("*.jpg")):
         image = cv2.imread(str(photo))
-        a = YoloFaceDetector(fp32.onnx, 320).detect(image)
-        b = YoloFaceDetector(int8.onnx, 320).detect(image)
-        assert len(a) >= 1 and abs(len(a) - len(b)) <= 1
-        assert (sv.box_iou_batch(a.xyxy, b.xyxy).max(1) > 0.8).mean() >= 0.9
+        for sure, loose in (("fp32", "int8"), ("int8", "fp32")):
+            a, b = nets[sure][0.4].detect(image), nets[loose][0.3].detect(image)
+            assert len(a) >= 1 and (sv.box_iou_batch(a.xyxy, b.xyxy).max(1) > 0.8).mean() >= 0.9, photo.name
 
 
 def test_onnx_detector_weights_are_checked(tmp_path: Path):
