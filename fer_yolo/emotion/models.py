@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from fer_yolo.errors import ConfigError, WeightsError
 
@@ -24,12 +23,20 @@ STEMS: dict[str, tuple[int, int, bool]] = {
 }
 
 
-def _resnet(factory: Callable[..., tvm.ResNet]) -> Callable[..., nn.Module]:
+def _torchvision_models():
+    """torchvision.models, imported when a network is built: the import costs ~2.5 s (it loads
+    torch._dynamo), which a pipeline running exported (.onnx) networks never pays."""
+    from torchvision import models
+
+    return models
+
+
+def _resnet(name: str) -> Callable[..., nn.Module]:
     def build(num_classes: int, in_chans: int, stem: str = "s2") -> nn.Module:
         if stem not in STEMS:
             raise ConfigError(f"unknown stem {stem!r}", f"choose one of {sorted(STEMS)}")
         kernel, stride, maxpool = STEMS[stem]
-        model = factory(num_classes=num_classes)
+        model = getattr(_torchvision_models(), name)(num_classes=num_classes)
         model.conv1 = nn.Conv2d(in_chans, 64, kernel, stride, kernel // 2, bias=False)
         if not maxpool:
             model.maxpool = nn.Identity()
@@ -43,13 +50,13 @@ def _mobilenet_v2(num_classes: int, in_chans: int, stem: str = "s2") -> nn.Modul
         raise ConfigError("mobilenet_v2 takes colour input", "set in_chans to 3 (--color)")
     if stem != "s2":
         raise ConfigError("mobilenet_v2 has a fixed stride-2 stem", "leave stem at s2")
-    return tvm.mobilenet_v2(num_classes=num_classes)
+    return _torchvision_models().mobilenet_v2(num_classes=num_classes)
 
 
 #: Architecture name -> builder(num_classes, in_chans, stem).
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "resnet34": _resnet(tvm.resnet34),
-    "resnet18": _resnet(tvm.resnet18),
+    "resnet34": _resnet("resnet34"),
+    "resnet18": _resnet("resnet18"),
     "mobilenet_v2": _mobilenet_v2,
 }
 
