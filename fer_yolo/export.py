@@ -28,7 +28,7 @@ from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import ConfigError, DatasetError, WeightsError
-from fer_yolo.onnx_backend import OnnxNet, export_detector_onnx, export_onnx, file_digest
+from fer_yolo.onnx_backend import SEVEN_BIT_WEIGHTS, OnnxNet, export_detector_onnx, export_onnx, file_digest
 from fer_yolo.utils.io import atomic_path, load_checkpoint
 
 LOGGER = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def quantize_emotion(
     calib, check = _sample_inputs(datas, pre, n, seed)
     names = ", ".join(d.name for d in datas)
     ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(calib)} faces of {names}"
-    metadata = export.metadata | {"quantization": f"int8 static, {ranges}"}
+    metadata = export.metadata | {"quantization": f"int8 static, {SEVEN_BIT_WEIGHTS}, {ranges}"}
     out = _quantize(export, calib, metadata)
     threads = torch.get_num_threads()
     fp32, int8 = (OnnxNet(path, threads)(check).softmax(1) for path in (export.onnx, out))
@@ -344,7 +344,7 @@ def quantize_detector(
         )
     folder = "/".join(Path(images).expanduser().resolve().parts[-3:])  # e.g. widerface/train/images
     ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(photos)} photos of {folder} at {imgsz} px"
-    metadata = export.metadata | {"quantization": f"int8 static, {ranges}"}
+    metadata = export.metadata | {"quantization": f"int8 static, {SEVEN_BIT_WEIGHTS}, {ranges}"}
     calib = _letterboxed(photos, imgsz, int(export.metadata["stride"]))
     out = _quantize(export, calib, metadata, _detector_head_decode(export.onnx))
     fp32, int8 = (YoloFaceDetector(path, imgsz, conf) for path in (export.onnx, out))

@@ -24,10 +24,13 @@ import torch
 
 from fer_yolo.config import CHOICES
 from fer_yolo.errors import ConfigError, WeightsError
+from fer_yolo.utils.device import SATURATING_ISAS, int8_isa
 from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import cache_dir, default_weights
 
 LOGGER = logging.getLogger(__name__)
+#: What `fer-yolo export --int8` records in a file's `quantization` metadata since its weights use 7 bits.
+SEVEN_BIT_WEIGHTS = "7-bit weights"
 #: Version of the exports' layout (input/output names): part of the cache key.
 _LAYOUT = 2
 #: Inference backends: auto (ONNX Runtime on the CPU when installed, PyTorch on CUDA) | torch | onnx.
@@ -172,6 +175,15 @@ def export_metadata(path: Path, kind: str) -> dict[str, str]:
     if meta.get("kind") != kind:
         what = "an emotion head" if kind == "emotion" else "a face detector"
         raise WeightsError(f"{path} is not {what} exported by fer-yolo", "export one with its .pt")
+    quantization = meta.get("quantization", "")
+    full_bytes = quantization.startswith("int8") and SEVEN_BIT_WEIGHTS not in quantization
+    if full_bytes and int8_isa() in SATURATING_ISAS:
+        LOGGER.warning(
+            "%s has 8-bit weights, whose products this CPU (%s) adds in 16 bits, which saturate: its answers "
+            "may differ from the fp32 file's; export it again with `fer-yolo export --weights <.pt> --int8`",
+            path,
+            int8_isa(),
+        )
     return meta
 
 

@@ -18,6 +18,8 @@ INT8_ISAS = (
     ("avx512f", "AVX512"),
     ("avx2", "AVX2"),
 )
+#: Of those, the ones without int8 dot products: they add pairs of uint8 x int8 products in int16.
+SATURATING_ISAS = ("AVX512", "AVX2")
 
 
 def select_device(spec: str | None = "auto") -> torch.device:
@@ -53,6 +55,17 @@ def cpu_has_fast_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
+@functools.cache
+def int8_isa() -> str | None:
+    """The best x86 instruction set for int8 inference this CPU has (a name of INT8_ISAS), None elsewhere."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    flags = next((ln.split(":", 1)[1].split() for ln in info if ln.startswith("flags")), [])
+    return next((name for flag, name in INT8_ISAS if flag in flags), None)
+
+
 def machine_name() -> str:
     """The CPU model, core count and int8 instruction set (and GPU, if any), for benchmark records."""
     try:
@@ -60,9 +73,7 @@ def machine_name() -> str:
     except OSError:
         info = []
     names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    flags = next((ln.split(":", 1)[1].split() for ln in info if ln.startswith("flags")), [])
     cpu = f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     # int8 speed and accuracy depend on it: VNNI has int8 dot products, AVX2 adds products in int16
-    isa = next((name for flag, name in INT8_ISAS if flag in flags), None)
-    cpu = f"{cpu}, {isa}" if isa else cpu
+    cpu = f"{cpu}, {int8_isa()}" if int8_isa() else cpu
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu

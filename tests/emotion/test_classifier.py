@@ -189,3 +189,20 @@ def test_an_int8_export_of_another_pt_is_not_run_by_default(exported, tmp_path: 
     head = EmotionClassifier(device="cpu")  # the int8 file records the sha256 of another .pt
     assert head.weights == str(tmp_path / "stale" / shipped.name) and head.preprocess.input_size == 96
     assert "is the export of another" in caplog.text
+
+
+@pytest.mark.parametrize("isa, warned", [("AVX2", True), ("AVX512", True), ("AVX512-VNNI", False)])
+def test_int8_files_with_8_bit_weights_are_flagged_on_cpus_that_saturate(
+    isa, warned, tmp_path: Path, monkeypatch, caplog
+):
+    shipped = default_weights("emotion", onnx=True)
+    model = onnx.load(str(shipped))
+    (quantization,) = [p for p in model.metadata_props if p.key == "quantization"]
+    assert "7-bit weights" in quantization.value  # the shipped file adds products in 16 bits without overflow
+    quantization.value = quantization.value.replace("7-bit weights, ", "")  # as files exported before it
+    onnx.save(model, str(tmp_path / "old_int8.onnx"))
+    monkeypatch.setattr("fer_yolo.onnx_backend.int8_isa", lambda: isa)
+    EmotionClassifier(shipped, device="cpu")
+    assert "8-bit weights" not in caplog.text
+    EmotionClassifier(tmp_path / "old_int8.onnx", device="cpu")
+    assert ("8-bit weights" in caplog.text) == warned
