@@ -22,6 +22,7 @@ from fer_yolo.data.crops import CropSet, drop_leaks, load_crops, relative_paths,
 from fer_yolo.data.face_boxes import detect_dataset_faces, sha256_file
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import DatasetError
+from fer_yolo.utils.paths import default_weights
 
 LOGGER = logging.getLogger(__name__)
 
@@ -134,8 +135,6 @@ class FaceBoxer:
         return self._detector
 
     def key(self, root: str | Path) -> dict:
-        from fer_yolo.utils.paths import default_weights
-
         p = self.settings
         weights = p["detector_weights"] or default_weights("detector")
         return {

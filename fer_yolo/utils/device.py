@@ -43,37 +43,37 @@ def select_device(spec: str | None = "auto") -> torch.device:
 
 
 @functools.cache
+def _cpuinfo() -> tuple[str, ...]:
+    """The lines of /proc/cpuinfo (none where it cannot be read)."""
+    try:
+        return tuple(Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return ()
+
+
+def _cpu_field(name: str) -> str | None:
+    """The first CPU's value of a /proc/cpuinfo field (e.g. "model name", "flags")."""
+    return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith(name)), None)
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU computes bf16 natively (AVX512-BF16 or AMX).
 
     Elsewhere (e.g. AVX2-only CPUs) bf16 autocast is emulated and about 20x slower than fp32.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+    return bool({"avx512_bf16", "amx_bf16"} & set((_cpu_field("flags") or "").split()))
 
 
-@functools.cache
 def int8_isa() -> str | None:
     """The best x86 instruction set for int8 inference this CPU has (a name of INT8_ISAS), None elsewhere."""
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return None
-    flags = next((ln.split(":", 1)[1].split() for ln in info if ln.startswith("flags")), [])
+    flags = set((_cpu_field("flags") or "").split())
     return next((name for flag, name in INT8_ISAS if flag in flags), None)
 
 
 def machine_name() -> str:
     """The CPU model, core count and int8 instruction set (and GPU, if any), for benchmark records."""
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        info = []
-    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    cpu = f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    model = _cpu_field("model name") or platform.processor() or platform.machine()
+    cpu = f"{model}, {os.cpu_count()} cores"
     # int8 speed and accuracy depend on it: VNNI has int8 dot products, AVX2 adds products in int16
     cpu = f"{cpu}, {int8_isa()}" if int8_isa() else cpu
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
