@@ -53,6 +53,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "train_emotion.threads": (0, INF),
     "train_detector.imgsz": (32, 4096),
     "train_detector.epochs": (1, INF),
+    "train_detector.freeze": (0, INF),
     "eval_detector.imgsz": (32, 4096),
     "eval_detector.conf": (0, 1),
     "eval_detector.max_det": (1, INF),

@@ -28,6 +28,7 @@ class DetectorTrainConfig:
     data: str
     model: str
     init: str
+    freeze: int
     imgsz: int
     epochs: int
     batch: int

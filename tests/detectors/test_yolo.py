@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from fer_yolo.config import load_config
 from fer_yolo.detectors.yolo import YoloFaceDetector, letterbox_batch, load_yolo_checkpoint, save_face_weights
 from fer_yolo.errors import DatasetError, WeightsError
 from fer_yolo.train.detector import DetectorTrainConfig, train_detector
+from fer_yolo.utils.paths import REPO_ROOT, default_weights
 from tests.helpers.payload import CodeRunningPayload
 
 
@@ -108,6 +110,21 @@ def test_tiny_widerface_run_gives_weights_that_detect_and_pack(
         assert len(b) > 0
         for box in a.xyxy[np.argsort(-a.confidence)[:5]]:
             assert np.abs(b.xyxy - box).max(1).min() <= 0.5
+
+
+@pytest.mark.slow
+def test_frozen_layers_keep_the_init_files_weights(tiny_wider_yaml: Path, tmp_path: Path):
+    # configs/face_yolo11n_rm1_320.yaml's case: a head without DFL learns on the shipped file's layers 0-22
+    init = default_weights("detector")
+    cfg = tiny_config(tiny_wider_yaml, tmp_path)
+    model = str(REPO_ROOT / "configs/models/yolo11n-face-rm1.yaml")
+    run = train_detector(dataclasses.replace(cfg, model=model, init=str(init), freeze=23))
+    before = dict(load_yolo_checkpoint(init)["model"].half().named_parameters())
+    after = dict(load_yolo_checkpoint(run / "weights/last.pt")["model"].half().named_parameters())
+    kept = [k for k in before if int(k.split(".")[1]) < 23]
+    assert kept and all(torch.equal(after[k], before[k]) for k in kept)
+    head = [k for k in after if k.startswith("model.23.cv3.") and after[k].shape == before[k].shape]
+    assert head and any(not torch.equal(after[k], before[k]) for k in head)  # its class branch trained
 
 
 @pytest.mark.slow
