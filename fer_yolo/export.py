@@ -203,8 +203,7 @@ def quantize_emotion(
     calib, check = _sample_inputs(datas, pre, n, seed)
     names = ", ".join(d.name for d in datas)
     ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(calib)} faces of {names}"
-    metadata = export.metadata | {"quantization": f"int8 static, {SEVEN_BIT_WEIGHTS}, {ranges}"}
-    out = _quantize(export, calib, metadata)
+    out, metadata = _quantize(export, calib, ranges)
     threads = torch.get_num_threads()
     fp32, int8 = (OnnxNet(path, threads)(check).softmax(1) for path in (export.onnx, out))
     diff = float((int8 - fp32).abs().max())
@@ -212,11 +211,17 @@ def quantize_emotion(
     return ExportResult(export.weights, out, "emotion", metadata, diff, agree)
 
 
-def _quantize(export: ExportResult, calib: np.ndarray, metadata: dict[str, str], keep_float=()) -> Path:
+def _quantize(
+    export: ExportResult, calib: np.ndarray, ranges: str, keep_float=()
+) -> tuple[Path, dict[str, str]]:
     """Write <stem>_int8.onnx beside an fp32 export, atomically: ONNX Runtime static quantization in QDQ
     format, int8 weights (7-bit range) per output channel, uint8 activations whose ranges cover the central
     CALIB_PERCENTILE % of their values over the `calib` inputs (all of one shape), the nodes named in
-    `keep_float` in fp32."""
+    `keep_float` in fp32.
+
+    Returns:
+        (the file, its metadata: the export's, with `quantization` saying how, `ranges` naming the inputs).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -234,6 +239,7 @@ def _quantize(export: ExportResult, calib: np.ndarray, metadata: dict[str, str],
             return next(self.batches, None)
 
     out = export.onnx.with_name(f"{export.onnx.stem}_int8.onnx")
+    metadata = export.metadata | {"quantization": f"int8 static, {SEVEN_BIT_WEIGHTS}, {ranges}"}
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred (ONNX's own inference) and graph folded
         quant_pre_process(str(export.onnx), str(prepared), skip_symbolic_shape=True)
@@ -255,7 +261,7 @@ def _quantize(export: ExportResult, calib: np.ndarray, metadata: dict[str, str],
                 nodes_to_exclude=list(keep_float),
             )
             _write_metadata(dst, metadata)  # the file appears complete or not at all
-    return out
+    return out, metadata
 
 
 def _detector_head_decode(path: Path) -> list[str]:
@@ -344,9 +350,8 @@ def quantize_detector(
         )
     folder = "/".join(Path(images).expanduser().resolve().parts[-3:])  # e.g. widerface/train/images
     ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(photos)} photos of {folder} at {imgsz} px"
-    metadata = export.metadata | {"quantization": f"int8 static, {SEVEN_BIT_WEIGHTS}, {ranges}"}
     calib = _letterboxed(photos, imgsz, int(export.metadata["stride"]))
-    out = _quantize(export, calib, metadata, _detector_head_decode(export.onnx))
+    out, metadata = _quantize(export, calib, ranges, _detector_head_decode(export.onnx))
     fp32, int8 = (YoloFaceDetector(path, imgsz, conf) for path in (export.onnx, out))
     found, total, diff = 0, 0, 0.0
     for image in _read_photos([files[i] for i in sorted(order[k : 2 * k])]):

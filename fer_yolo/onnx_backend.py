@@ -177,12 +177,13 @@ def export_metadata(path: Path, kind: str) -> dict[str, str]:
         raise WeightsError(f"{path} is not {what} exported by fer-yolo", "export one with its .pt")
     quantization = meta.get("quantization", "")
     full_bytes = quantization.startswith("int8") and SEVEN_BIT_WEIGHTS not in quantization
-    if full_bytes and int8_isa() in SATURATING_ISAS:
+    isa = int8_isa()
+    if full_bytes and isa in SATURATING_ISAS:
         LOGGER.warning(
             "%s has 8-bit weights, whose products this CPU (%s) adds in 16 bits, which saturate: its answers "
             "may differ from the fp32 file's; export it again with `fer-yolo export --weights <.pt> --int8`",
             path,
-            int8_isa(),
+            isa,
         )
     return meta
 

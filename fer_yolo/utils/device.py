@@ -56,17 +56,22 @@ def _cpu_field(name: str) -> str | None:
     return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith(name)), None)
 
 
+def _cpu_flags() -> set[str]:
+    """The first CPU's feature flags (e.g. "avx2", "avx512_vnni")."""
+    return set((_cpu_field("flags") or "").split())
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU computes bf16 natively (AVX512-BF16 or AMX).
 
     Elsewhere (e.g. AVX2-only CPUs) bf16 autocast is emulated and about 20x slower than fp32.
     """
-    return bool({"avx512_bf16", "amx_bf16"} & set((_cpu_field("flags") or "").split()))
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
 def int8_isa() -> str | None:
     """The best x86 instruction set for int8 inference this CPU has (a name of INT8_ISAS), None elsewhere."""
-    flags = set((_cpu_field("flags") or "").split())
+    flags = _cpu_flags()
     return next((name for flag, name in INT8_ISAS if flag in flags), None)
 
 
@@ -75,5 +80,6 @@ def machine_name() -> str:
     model = _cpu_field("model name") or platform.processor() or platform.machine()
     cpu = f"{model}, {os.cpu_count()} cores"
     # int8 speed and accuracy depend on it: VNNI has int8 dot products, AVX2 adds products in int16
-    cpu = f"{cpu}, {int8_isa()}" if int8_isa() else cpu
+    isa = int8_isa()
+    cpu = f"{cpu}, {isa}" if isa else cpu
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
