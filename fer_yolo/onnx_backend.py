@@ -13,6 +13,7 @@ default (`shipped_weights`).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -150,13 +151,21 @@ class OnnxModule(torch.nn.Module):
 
 def onnx_metadata(path: Path) -> dict[str, str]:
     """The metadata of an ONNX file (`fer-yolo export` writes kind, class_names, preprocess, ...), read by
-    an ONNX Runtime session that skips graph optimisation: importing the onnx package costs ~1 s a start."""
+    an ONNX Runtime session that skips graph optimisation: importing the onnx package costs ~1 s a start.
+    Read once per file version (a start asks up to twice: which file to run, then its checks)."""
+    stat = Path(path).stat()
+    return dict(_read_metadata(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_metadata(path: str, mtime_ns: int, size: int) -> dict[str, str]:
+    """onnx_metadata's read, cached by the file's path, modification time and size."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
 
 

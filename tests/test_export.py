@@ -168,3 +168,24 @@ def test_int8_needs_its_data_first(face_weights: Path, tmp_path: Path):
     assert not out.exists()
     with pytest.raises(WeightsError, match="already an ONNX file"):
         export_model(exported, out)
+
+
+def test_metadata_of_a_file_rewritten_in_place_is_read_again(tmp_path: Path):
+    from onnx import TensorProto, helper
+
+    from fer_yolo.onnx_backend import onnx_metadata
+
+    def write(kind: str) -> None:
+        io = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in ("input", "output")]
+        graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g", io[:1], io[1:])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        helper.set_model_props(model, {"kind": kind})
+        onnx.save(model, path)
+
+    path = tmp_path / "head.onnx"
+    write("emotion")
+    assert onnx_metadata(path)["kind"] == "emotion"
+    onnx_metadata(path)["kind"] = "changed by a caller"  # callers get copies
+    assert onnx_metadata(path)["kind"] == "emotion"
+    write("face-detector")  # e.g. an export written again to the same path
+    assert onnx_metadata(path)["kind"] == "face-detector"
