@@ -25,6 +25,10 @@ from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
 
 #: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
+#: The longest time one frame of a video or stream counts for in a summary, unless its frame interval is longer: a
+#: longer gap between two frames is an outage (a stream reconnecting, a batch segment that failed), not time
+#: the faces were seen.
+MAX_FRAME_S = 1.0
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
@@ -151,11 +155,15 @@ class RunSummary:
 
     def add(self, t_s: float, records: list[FaceRecord]) -> None:
         """Count one frame at `t_s` (seconds, as its records hold it) and its faces."""
-        # Each frame stands for the time since the previous one (1/fps for the first): right for strided
-        # files and for live sources that drop frames. Times as records hold them (ms), so a summary rebuilt
-        # from a timeline (fer-yolo batch) equals the one written beside it.
+        # Each frame stands for the time since the previous one (1/fps for the first), up to MAX_FRAME_S: right
+        # for strided files and for live sources that drop frames. Times as records hold them (ms), so a
+        # summary rebuilt from a timeline (fer-yolo batch) equals the one written beside it.
         t_s = round(float(t_s), 3)
-        dt = 1 / self.fps if self.fps and self._last_t is None else max(0.0, t_s - (self._last_t or 0.0))
+        interval = 1 / self.fps if self.fps else 0.0
+        if self._last_t is None:
+            dt = interval or t_s
+        else:
+            dt = min(max(0.0, t_s - self._last_t), max(MAX_FRAME_S, interval))
         self._last_t = t_s
         self.frames += 1
         read = [r for r in records if r.emotion is not None]
@@ -194,7 +202,7 @@ class RunSummary:
     def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
         """Write the summary JSON and, when there were faces, the emotions-over-time plot."""
         write_json(json_path, self.to_dict())
-        if png_path and self.seconds.buckets:
+        if png_path and self.faces:
             self._plot(Path(png_path))
 
     def _plot(self, path: Path) -> None:

@@ -92,6 +92,26 @@ def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: P
     assert pixels("angry") > pixels("happy") > pixels("sad") > 10 * pixels("fear") > 0
 
 
+def test_an_outage_between_frames_is_not_counted_as_time_a_face_was_seen(tmp_path: Path):
+    summary = RunSummary(fps=10.0)
+    for t_s in (0.0, 0.1, 60.1, 60.2):  # a stream that reconnects after a minute
+        summary.add(t_s, records(t_s, [4], [3]))
+    assert summary.to_dict()["tracks"][0]["emotion_s"] == {"happy": 1.3}  # 0.1 + 0.1 + at most 1 s + 0.1
+    strided = RunSummary(fps=0.5)  # every 60th frame of a 30 fps file: each frame stands for 2 s
+    for t_s in (0.0, 2.0, 4.0):
+        strided.add(t_s, records(t_s, [4], [3]))
+    assert strided.to_dict()["tracks"][0]["emotion_s"] == {"happy": 6.0}
+
+
+def test_no_chart_is_drawn_for_a_run_without_faces(tmp_path: Path):
+    summary = RunSummary(fps=10.0)
+    for i in range(30):
+        summary.add(i / 10, [])
+    summary.write(tmp_path / "s.json", tmp_path / "s.png")
+    assert json.loads((tmp_path / "s.json").read_text())["faces"] == 0
+    assert not (tmp_path / "s.png").exists()
+
+
 def test_video_sink_that_cannot_open_is_a_clear_error_and_publishes_nothing(tmp_path: Path):
     with pytest.raises(FerYoloError, match="cannot write"), VideoSink(tmp_path / "v.mp4", 25.0, (0, 0)):
         pass

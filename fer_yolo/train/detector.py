@@ -72,6 +72,24 @@ def _refused_as_weights_error(path: str | Path) -> Iterator[None]:
         ) from e
 
 
+def _model_source(model: str) -> str:
+    """`train_detector.model` as ultralytics should read it: an architecture YAML (ultralytics ships
+    yolo11n.yaml, ...) or an existing checkpoint. ultralytics would download any other name from GitHub.
+
+    Raises:
+        WeightsError: Neither a YAML nor an existing file.
+    """
+    if Path(model).suffix in (".yaml", ".yml"):
+        return model
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"detector model not found: {model} (nothing is downloaded)",
+            "pass an architecture such as yolo11n.yaml, or an existing checkpoint (a fine-tune: --init)",
+        )
+    return str(path)
+
+
 def train_detector(
     cfg: DetectorTrainConfig, resume: str | Path | None = None, device: str | None = None
 ) -> Path:
@@ -107,7 +125,8 @@ def train_detector(
         raise DatasetError(
             f"data.yaml not found: {cfg.data}", "pass --data, e.g. ../shared/data/widerface/data.yaml"
         )
-    model = YOLO(cfg.model, task="detect")
+    with _refused_as_weights_error(cfg.model):
+        model = YOLO(_model_source(cfg.model), task="detect")
     if cfg.init:
         if not Path(cfg.init).expanduser().is_file():
             raise WeightsError(

@@ -35,6 +35,7 @@ def test_missing_weights_is_a_clear_error(tmp_path: Path):
     [
         ({"data": "/no/data.yaml"}, DatasetError, "data.yaml not found: /no/data.yaml"),
         ({"data": __file__, "init": "/no/init.pt"}, WeightsError, "init weights not found: /no/init.pt"),
+        ({"data": __file__, "model": "yolo11n.pt"}, WeightsError, "detector model not found: yolo11n.pt"),
     ],
 )
 def test_bad_training_inputs_are_clear_errors(over, error, message):
@@ -42,13 +43,13 @@ def test_bad_training_inputs_are_clear_errors(over, error, message):
         train_detector(config(**over))
 
 
-@pytest.mark.parametrize("field", ["init", "resume"])
+@pytest.mark.parametrize("field", ["model", "init", "resume"])
 def test_training_never_runs_code_stored_in_a_checkpoint(field: str, tmp_path: Path):
     marker, bad = tmp_path / "code_ran", tmp_path / "bad.pt"
     torch.save({"model": CodeRunningPayload(marker)}, bad)
     with pytest.raises(WeightsError, match="cannot load"):
-        if field == "init":
-            train_detector(config(data=__file__, init=str(bad)))
+        if field in ("model", "init"):
+            train_detector(config(data=__file__, **{field: str(bad)}))
         else:
             train_detector(config(), resume=bad)
     assert not marker.exists()

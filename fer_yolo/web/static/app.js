@@ -161,7 +161,9 @@ async function pollVideo(url) {
   $("video-progress").hidden = true;
   if (job.incomplete) showMessage(`Incomplete video: ${job.incomplete}`);
   $("video-player").src = job.files["video.webm"];
-  $("video-chart").src = job.files["emotions.png"];
+  const chart = job.files["emotions.png"];  // none when no face was seen
+  $("video-chart").hidden = !chart;
+  if (chart) $("video-chart").src = chart;
   $("dl-video").href = job.files["video.webm"];
   $("dl-csv").href = job.files["timeline.csv"];
   $("dl-json").href = job.files["timeline.jsonl"];
