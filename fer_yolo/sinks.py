@@ -24,11 +24,11 @@ from fer_yolo.errors import FerYoloError
 from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
 
-#: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
-#: The longest time one frame of a video or stream counts for in a summary, unless its frame interval is longer: a
-#: longer gap between two frames is an outage (a stream reconnecting, a batch segment that failed), not time
-#: the faces were seen.
+#: The longest time one frame of a video or stream counts for in a summary, unless its frame interval is
+#: longer: a longer gap between two frames is an outage (a stream reconnecting, a batch segment that
+#: failed), not time the faces were seen.
 MAX_FRAME_S = 1.0
+#: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
@@ -155,9 +155,9 @@ class RunSummary:
 
     def add(self, t_s: float, records: list[FaceRecord]) -> None:
         """Count one frame at `t_s` (seconds, as its records hold it) and its faces."""
-        # Each frame stands for the time since the previous one (1/fps for the first), up to MAX_FRAME_S: right
-        # for strided files and for live sources that drop frames. Times as records hold them (ms), so a
-        # summary rebuilt from a timeline (fer-yolo batch) equals the one written beside it.
+        # Each frame stands for the time since the previous one (1/fps for the first), up to MAX_FRAME_S:
+        # right for strided files and for live sources that drop frames. Times as records hold them (ms), so
+        # a summary rebuilt from a timeline (fer-yolo batch) equals the one written beside it.
         t_s = round(float(t_s), 3)
         interval = 1 / self.fps if self.fps else 0.0
         if self._last_t is None:
