@@ -219,11 +219,15 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     """
     if cfg["show"] and not has_display():
         LOGGER.warning("--show ignored: no display here (outputs are still written)")
-    run_dir = increment_dir(Path(cfg["project"]).expanduser(), cfg["name"])
+    project = Path(cfg["project"]).expanduser()
+    run_dir = increment_dir(project, cfg["name"])
     report = RunReport(run_dir, pipeline.weights)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
     stems: set[str] = set()
-    sources = open_sources(str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped)
+    # earlier runs' outputs under the project folder are not inputs (`fer-yolo predict .` run twice)
+    sources = open_sources(
+        str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=[project]
+    )
     try:
         with terminate_as_interrupt():  # `kill` finalises the outputs as Ctrl-C does
             for source in sources:

@@ -12,12 +12,13 @@ dropped and counted. Network streams that drop are re-opened with exponential ba
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -384,20 +385,42 @@ class LiveSource(FrameSource):
             LOGGER.warning("%s: capture still blocked; it is released when the read returns", self.info.name)
 
 
-def expand_spec(spec: str) -> list[Path]:
-    """The image and video files a command-line spec names: a file, a folder (recursively) or a glob."""
+def is_glob(spec: str) -> bool:
+    """True for a spec with glob magic (*, ? or [)."""
+    return any(c in spec for c in "*?[")
+
+
+def expand_spec(spec: str, exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """The image and video files a command-line spec names: a file, a folder (recursively) or a glob.
+
+    Args:
+        spec: A file, folder or glob.
+        exclude: Output folders whose files a folder or glob leaves out (e.g. a run's own earlier outputs
+            inside the folder it reads), unless the folder searched is itself inside one of them.
+
+    Raises:
+        SourceError: Nothing at `spec`.
+    """
     path = Path(spec).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-    elif path.is_file():  # before globbing: "clip[1].mp4" is a file name, not a pattern
+    if path.is_file():  # before globbing: "clip[1].mp4" is a file name, not a pattern
         files = [path]
-    elif any(c in spec for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(str(Path(spec).expanduser()), recursive=True))
+    elif path.is_dir():
+        files = _outside(sorted(p for p in path.rglob("*") if p.is_file()), path, exclude)
+    elif is_glob(spec):
+        root = Path(*itertools.takewhile(lambda part: not is_glob(part), path.parts))  # photos of photos/**
+        files = _outside(sorted(Path(p) for p in glob.glob(str(path), recursive=True)), root, exclude)
     else:
         raise SourceError(
             f"source not found: {spec}", "pass a webcam index, a URL, a file, a folder or a glob"
         )
     return [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
+
+
+def _outside(files: list[Path], root: Path, folders: Iterable[str | Path]) -> list[Path]:
+    """`files` (found under `root`) less those inside any of `folders` that does not hold `root` itself."""
+    root = root.resolve()
+    skip = [f for f in (Path(f).expanduser().resolve() for f in folders) if not root.is_relative_to(f)]
+    return [p for p in files if not any(p.resolve().is_relative_to(f) for f in skip)]
 
 
 def is_video_url(spec: str) -> bool:
@@ -412,7 +435,11 @@ def is_live(spec: str) -> bool:
 
 
 def open_sources(
-    spec: str, vid_stride: int = 1, reconnect: bool = True, skipped: list[tuple[str, str]] | None = None
+    spec: str,
+    vid_stride: int = 1,
+    reconnect: bool = True,
+    skipped: list[tuple[str, str]] | None = None,
+    exclude: Iterable[str | Path] = (),
 ) -> Iterator[FrameSource]:
     """Yield the sources a --source spec names, each opened only when reached.
 
@@ -423,6 +450,7 @@ def open_sources(
         reconnect: Re-open dropped network streams.
         skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
             images are listed by their ImageSource).
+        exclude: Output folders a folder or glob leaves out (`expand_spec`).
 
     Raises:
         SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.
@@ -434,7 +462,7 @@ def open_sources(
     if is_video_url(spec):
         yield VideoFileSource(spec, vid_stride)
         return
-    files = expand_spec(spec)
+    files = expand_spec(spec, exclude)
     if not files:
         raise SourceError(
             f"no images or videos in {spec}", f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}"

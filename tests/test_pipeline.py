@@ -200,6 +200,18 @@ def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pi
     assert summary["emotions"] == {e: top[e] for e in EMOTIONS if top[e]} and summary["tracks"] == []
 
 
+def test_a_second_run_on_a_folder_does_not_read_the_first_runs_outputs(
+    cfg: dict, pipeline: Pipeline, media, tmp_path
+):
+    shutil.copy(media / "face_recognition/obama.jpg", tmp_path / "obama.jpg")
+    # `cd photos && fer-yolo predict . --project runs` twice: the first run's annotated copy is in the folder
+    reports = [run(pipeline, stream_cfg(cfg, tmp_path, tmp_path / "runs"), quiet=True) for _ in range(2)]
+    assert (reports[0].run_dir / "images/obama.jpg").is_file()
+    for report in reports:
+        records = (report.run_dir / "predictions.jsonl").read_text().splitlines()
+        assert [Path(json.loads(line)["source"]).name for line in records] == ["obama.jpg"]
+
+
 def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pipeline, media, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

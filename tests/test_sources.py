@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from fer_yolo.errors import SourceError
-from fer_yolo.sources import ImageSource, LiveSource, VideoFileSource, is_live, open_sources, public_url
+from fer_yolo.sources import (
+    ImageSource,
+    LiveSource,
+    VideoFileSource,
+    expand_spec,
+    is_live,
+    open_sources,
+    public_url,
+)
 from tests.helpers.marks import NO_WEBCAM
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 640x360, 29.97 fps, 275 frames
@@ -86,6 +94,18 @@ def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, t
 def test_glob_selects_matching_files(media: Path):
     (source,) = open_sources(str(media / "face_recognition/obama*.jpg"))
     assert sorted(Path(p).name for p in source.paths) == ["obama.jpg", "obama_and_biden.jpg"]
+
+
+def test_folders_and_globs_leave_out_the_output_folders_unless_asked_for_them(media: Path, tmp_path: Path):
+    (tmp_path / "runs/exp/images").mkdir(parents=True)
+    for copy in ("a.jpg", "runs/exp/images/a.jpg"):
+        shutil.copy(media / "face_recognition/obama.jpg", tmp_path / copy)
+    outputs = [tmp_path / "runs"]
+    assert expand_spec(str(tmp_path), outputs) == [tmp_path / "a.jpg"]
+    assert expand_spec(f"{tmp_path}/**/*.jpg", outputs) == [tmp_path / "a.jpg"]
+    assert len(expand_spec(str(tmp_path))) == len(expand_spec(f"{tmp_path}/**/*.jpg")) == 2
+    inside = [tmp_path / "runs/exp/images/a.jpg"]  # a folder or file inside the outputs is read when named
+    assert expand_spec(str(tmp_path / "runs/exp"), outputs) == expand_spec(str(inside[0]), outputs) == inside
 
 
 @pytest.mark.parametrize(

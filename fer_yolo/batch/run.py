@@ -101,7 +101,8 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
         {'ok': 41, 'failed': 1}
     """
     out_dir = Path(out_dir).expanduser()
-    units = plan_units(collect_files(specs), cfg["batch"]["segment_s"], cfg["stream"]["vid_stride"])
+    files = collect_files(specs, exclude=[out_dir])  # its outputs are not inputs when a rerun resumes
+    units = plan_units(files, cfg["batch"]["segment_s"], cfg["stream"]["vid_stride"])
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.open(out_dir, result_settings(cfg), units)
     report = BatchReport(out_dir, resumed=len(manifest.ids("ok")))

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import cv2
 from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.errors import SourceError
 from fer_yolo.runner import unique_name
-from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, safe_stem
+from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, is_glob, safe_stem
 
 LOGGER = logging.getLogger(__name__)
 #: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
@@ -81,9 +82,9 @@ def read_list(path: Path) -> list[str]:
     return [str(path.parent / Path(e).expanduser()) for e in entries if e and not e.startswith("#")]
 
 
-def collect_files(specs: list[str]) -> list[Path]:
+def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[Path]:
     """Image and video files named by files, folders (recursive), globs and source lists, first mention
-    first, each once.
+    first, each once; folders and globs leave out the files inside `exclude` (`expand_spec`).
 
     A path on the command line that matches nothing is an error; one in a source list is kept, so the run
     records it as failed and goes on.
@@ -96,20 +97,18 @@ def collect_files(specs: list[str]) -> list[Path]:
         path = Path(spec).expanduser()
         if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             for entry in read_list(path):
-                found = expand_spec(entry) if Path(entry).exists() or _is_glob(entry) else [Path(entry)]
+                found = (
+                    expand_spec(entry, exclude) if Path(entry).exists() or is_glob(entry) else [Path(entry)]
+                )
                 files.update(dict.fromkeys(found))
         else:
-            files.update(dict.fromkeys(expand_spec(spec)))
+            files.update(dict.fromkeys(expand_spec(spec, exclude)))
     if not files:
         raise SourceError(
             f"no images or videos in {' '.join(specs)}",
             f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}",
         )
     return list(files)
-
-
-def _is_glob(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
 
 
 def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -> list[Unit]:
