@@ -21,11 +21,12 @@ import cv2
 from tqdm.auto import tqdm
 
 from fer_yolo.annotation import FaceAnnotator
+from fer_yolo.data.images import encode_image
 from fer_yolo.errors import SourceError, UnreadableSource
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 from fer_yolo.sources import FrameSource, ImageSource, open_sources
-from fer_yolo.utils.io import atomic_path, increment_dir, write_json
+from fer_yolo.utils.io import increment_dir, write_bytes, write_json
 from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 
 LOGGER = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ def process_source(
                     summary.add(frame.t_s, records)
                     if images and cfg["save"]:
                         out = run_dir / "images" / unique_name(Path(frame.name).name, image_names)
-                        with atomic_path(out) as tmp:  # tmp keeps the suffix: imwrite picks the format
-                            cv2.imwrite(str(tmp), annotated)
+                        write_bytes(out, encode_image(annotated, out.suffix))
                     elif writer is not None:
                         # Live sources drop frames: repeat or skip so the video keeps real time at its fps.
                         repeats = round(frame.t_s * info.fps) + 1 - writer.frames if info.live else 1

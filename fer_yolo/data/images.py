@@ -121,6 +121,18 @@ def decode_image_scaled(
     return img, scale
 
 
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """`image` encoded in the format of a file suffix (".jpg", ".png", ...: any of IMAGE_SUFFIXES).
+
+    Raises:
+        ValueError: OpenCV cannot encode it in that format.
+    """
+    ok, data = cv2.imencode(suffix, image)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as {suffix}")
+    return data.tobytes()
+
+
 def as_bgr(image: np.ndarray | None) -> np.ndarray:
     """A frame as the networks read it, 8-bit BGR: grey (H, W) or (H, W, 1) and BGRA (H, W, 4) converted.
 

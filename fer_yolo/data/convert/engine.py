@@ -28,7 +28,7 @@ from fer_yolo.data.convert.photos import MULTI_FACE_POLICIES, list_photos, selec
 from fer_yolo.data.convert.widerface import find_gt_files, list_widerface
 from fer_yolo.data.crop_augment import augmented_copies
 from fer_yolo.data.crops import SOFT_LABELS_FILE, SPLITS
-from fer_yolo.data.images import BadImage, decode_image
+from fer_yolo.data.images import BadImage, decode_image, encode_image
 from fer_yolo.data.yolo_format import label_lines, write_data_yaml
 from fer_yolo.detectors import FaceDetector, build_detector
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
@@ -39,6 +39,7 @@ from fer_yolo.utils.io import (
     atomic_path,
     read_jsonl,
     remove_temporaries,
+    write_bytes,
     write_json,
     write_text,
 )
@@ -203,7 +204,7 @@ class ItemProcessor:
             )
             for k, img in enumerate(copies):
                 rel = folder / (f"{name}.png" if k == 0 else f"{name}_aug{k}.png")
-                _write_bytes(self.out / rel, cv2.imencode(".png", img)[1].tobytes())
+                write_bytes(self.out / rel, encode_image(img, ".png"))
                 written.append(str(rel))
         return written
 
@@ -212,14 +213,9 @@ class ItemProcessor:
         image_rel = Path("yolo/images") / item.split / f"{item.key}{suffix}"
         label_rel = Path("yolo/labels") / item.split / f"{item.key}.txt"
         classes = np.full(len(boxes), 0 if self.s.classes == "face" else item.label)
-        _write_bytes(self.out / image_rel, data)
-        _write_bytes(self.out / label_rel, label_lines(boxes, classes, wh).encode())
+        write_bytes(self.out / image_rel, data)
+        write_bytes(self.out / label_rel, label_lines(boxes, classes, wh).encode())
         return [str(image_rel), str(label_rel)]
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 _WORKER: ItemProcessor | None = None
