@@ -116,7 +116,12 @@ def usable_fps(fps: float) -> float:
         >>> usable_fps(25.0), usable_fps(0.0), usable_fps(90000.0)
         (25.0, 30.0, 30.0)
     """
-    return fps if 0 < fps < 1000 else FALLBACK_FPS
+    return fps if known_fps(fps) else FALLBACK_FPS
+
+
+def known_fps(fps: float) -> bool:
+    """Whether a frame rate OpenCV reports is a real one (not 0, NaN or garbage from a broken header)."""
+    return 0 < fps < 1000
 
 
 def safe_stem(text: str) -> str:
@@ -162,13 +167,18 @@ class VideoFileSource(FrameSource):
         self.vid_stride = int(vid_stride)
         self.cap = _open_video(path if url else name)
         if not self.cap.isOpened():
+            self.cap.release()
             raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")
         self.fps = usable_fps(self.cap.get(cv2.CAP_PROP_FPS))
         n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.start_frame, self.end_frame = int(start_frame), end_frame
         if start_frame:
-            self._seek(path if url else name, name)
+            try:
+                self._seek(path if url else name, name)
+            except SourceError:
+                self.cap.release()
+                raise
         n = max(0, min(n, end_frame or n) - start_frame) if n > 0 else 0
         self.info = SourceInfo(
             name=name,

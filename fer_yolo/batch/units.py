@@ -20,7 +20,7 @@ import cv2
 from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.errors import SourceError
 from fer_yolo.runner import unique_name
-from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, is_glob, safe_stem
+from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, is_glob, known_fps, safe_stem
 
 LOGGER = logging.getLogger(__name__)
 #: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
@@ -186,7 +186,7 @@ def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, 
         cap.release()
     if frames <= 0:  # unreadable, or no length in its header
         return [(0, None, None)]
-    if segment_s <= 0 or not 0 < fps < 1000:
+    if segment_s <= 0 or not known_fps(fps):
         return [(0, None, frames)]
     count = math.ceil(frames / (segment_s * fps))
     length = math.ceil(math.ceil(frames / count) / vid_stride) * vid_stride  # starts on processed frames

@@ -59,9 +59,6 @@ class CropSet:
         paths = [self.paths[i] for i in idx]
         return CropSet(self.images[idx], self.labels[idx], paths, self.skipped, soft, self.source_size)
 
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.labels, minlength=len(EMOTIONS))
-
     def pixel_hashes(self) -> list[bytes]:
         """A digest of each crop's pixels: equal digests mean identical images."""
         return [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in self.images]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_yolo.config import pipeline_default
 from fer_yolo.detectors import FaceDetector, build_detector, parse_detector_spec
 from fer_yolo.evaluation import widerface_ap as wap
 from fer_yolo.evaluation.closeups import CloseupSet, score_closeups
@@ -94,11 +95,12 @@ def evaluate_detectors(
     threads: int | None = None,
     warmup: int = 2,
     closeups: CloseupSet | None = None,
-    conf: float = 0.4,
+    conf: float | None = None,
 ) -> str:
     """Score every detector on one split; write results.json, results.md and pr.png into `out`.
 
-    With `closeups`, each detector also scores the share of close-up faces it finds at `conf`.
+    With `closeups`, each detector also scores the share of close-up faces it finds at `conf` (default:
+    the pipeline's report threshold).
 
     Returns:
         The Markdown table.
@@ -116,7 +118,7 @@ def evaluate_detectors(
     ]
     if closeups:
         for r, det in zip(results, detectors):
-            r["closeups"] = score_closeups(det, closeups, conf)
+            r["closeups"] = score_closeups(det, closeups, pipeline_default(conf, "conf"))
     summary = [{k: v for k, v in r.items() if k != "pr"} for r in results]
     curves = {
         r["spec"]: {s: {k: np.round(v, 6).tolist() for k, v in c.items()} for s, c in r["pr"].items()}

@@ -22,7 +22,7 @@ from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import EmotionSeconds
-from fer_yolo.sources import FALLBACK_FPS, open_sources
+from fer_yolo.sources import FALLBACK_FPS, open_sources, public_url
 
 LOGGER = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class LiveFeed:
                                 time.sleep(max(0.0, due - time.monotonic()))
                                 due = max(due, time.monotonic())  # behind (slow pipeline): no burst after
                 if self.seq == seq_before:  # the source gave no frame at all: do not spin
-                    raise FerYoloError(f"{self.spec} gave no frames", "check the live source")
+                    raise FerYoloError(f"{public_url(self.spec)} gave no frames", "check the live source")
         except FerYoloError as e:
             error = f"{e.message}" + (f" ({e.hint})" if e.hint else "")
             LOGGER.error("live feed stopped: %s", error)

@@ -67,7 +67,8 @@ def check_video(path: Path, limit_mb: float, max_frames: int) -> tuple[int, floa
     """
     size = path.stat().st_size
     check_size(size, limit_mb, "video")
-    head = path.open("rb").read(16)
+    with path.open("rb") as f:
+        head = f.read(16)
     if not any(head[o : o + len(m)] == m for o, m in _VIDEO_MAGIC):
         raise UploadError("not a video (MP4, MOV, MKV, WebM or AVI expected)", status=415)
     cap = cv2.VideoCapture(str(path))
