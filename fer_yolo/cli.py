@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
-from fer_yolo.config import deep_update, defaults, load_config, parse_assignment
+from fer_yolo.config import deep_update, load_config, parse_assignment
 from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
@@ -493,8 +493,8 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
             "no source given", "pass a source: 0 (webcam), a video, an rtsp:// URL, images or a folder"
         )
     stream = cfg["stream"]
-    if args.command == "predict" and stream["project"] == defaults()["stream"]["project"]:
-        stream = stream | {"project": "runs/predict"}  # unless --project or a config names one
+    if not stream["project"]:  # neither --project nor a config names one
+        stream = stream | {"project": f"runs/{args.command}"}
     report = run(Pipeline.from_config(cfg["pipeline"]), stream, quiet=args.quiet)
     for s in report.sources:
         extra = f", {s['dropped']} dropped" if "dropped" in s else ""

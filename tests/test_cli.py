@@ -138,6 +138,11 @@ def test_serve_answers_and_ctrl_c_stops_it_while_a_live_viewer_is_connected(medi
         (["stream", "--source", "0"], "0", "runs/stream"),
         (["predict", "a.jpg", "--config", "my.yaml"], "a.jpg", "/my/runs"),  # the config's parent folder
         (["stream", "--config", "my.yaml", "--project", "p"], "0", "p"),  # a flag beats the config
+        (
+            ["predict", "a.jpg", "--project", "runs/stream"],
+            "a.jpg",
+            "runs/stream",
+        ),  # the default's value, named
     ],
 )
 def test_stream_and_predict_settings_reach_the_runner(argv, source, project, tmp_path: Path, monkeypatch):
