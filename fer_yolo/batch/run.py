@@ -234,7 +234,7 @@ class _Driver:
             slot.actor, slot.ready = new.actor, new.ready
             self._retry(unit, f"worker died: {_reason(e)}")
             return
-        except self.ray.exceptions.RayTaskError as e:  # an unexpected error in the worker
+        except self.ray.exceptions.RayError as e:  # an error in the worker; a result lost with its node
             self._retry(unit, _reason(e))
             return
         record = self.manifest.records[unit.id]
