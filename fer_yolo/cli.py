@@ -486,15 +486,13 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
 
 def run_stream(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.pipeline import Pipeline
-    from fer_yolo.runner import run
+    from fer_yolo.runner import project_folder, run
 
     if not cfg["stream"]["source"]:
         raise ConfigError(
             "no source given", "pass a source: 0 (webcam), a video, an rtsp:// URL, images or a folder"
         )
-    stream = cfg["stream"]
-    if not stream["project"]:  # neither --project nor a config names one
-        stream = stream | {"project": f"runs/{args.command}"}
+    stream = cfg["stream"] | {"project": str(project_folder(cfg["stream"], args.command))}
     report = run(Pipeline.from_config(cfg["pipeline"]), stream, quiet=args.quiet)
     for s in report.sources:
         extra = f", {s['dropped']} dropped" if "dropped" in s else ""

@@ -202,6 +202,11 @@ class _Interrupted(Exception):
         self.report = report
 
 
+def project_folder(cfg: dict, command: str = "stream") -> Path:
+    """The folder a run's folder goes into: `cfg["project"]`, or runs/<command> where that is empty."""
+    return Path(cfg["project"] or f"runs/{command}").expanduser()
+
+
 def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     """Run the pipeline over every source of `cfg["source"]`, writing the outputs `cfg` asks for.
 
@@ -219,7 +224,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     """
     if cfg["show"] and not has_display():
         LOGGER.warning("--show ignored: no display here (outputs are still written)")
-    project = Path(cfg["project"]).expanduser()
+    project = project_folder(cfg)
     run_dir = increment_dir(project, cfg["name"])
     report = RunReport(run_dir, pipeline.weights)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
