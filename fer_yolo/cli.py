@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -10,10 +11,21 @@ import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
-from fer_yolo.config import deep_update, load_config, parse_assignment
+from fer_yolo.config import deep_update, defaults, load_config, parse_assignment
 from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
+
+
+@functools.cache
+def _defaults() -> dict:
+    return defaults()
+
+
+def _default(key: str) -> str:
+    """ "default X" for a help text, X as default.yaml sets `key` (section.name): the two never disagree."""
+    section, name = key.split(".")
+    return f"default {_defaults()[section][name]}"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -77,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     esub = e.add_subparsers(dest="target", required=True)
     ed = esub.add_parser("detector", help="WIDER FACE easy/medium/hard AP + images/s, vs other detectors")
     ed.add_argument("--weights", help="YOLO face weights to evaluate")
-    ed.add_argument("--imgsz", type=int, help="YOLO inference size (default 320)")
-    ed.add_argument("--conf", type=float, help="YOLO confidence floor for AP (default 0.01)")
-    ed.add_argument("--max-det", type=int, help="YOLO faces kept per image (default 1000)")
+    ed.add_argument("--imgsz", type=int, help=f"YOLO inference size ({_default('eval_detector.imgsz')})")
+    ed.add_argument(
+        "--conf", type=float, help=f"YOLO confidence floor for AP ({_default('eval_detector.conf')})"
+    )
+    ed.add_argument(
+        "--max-det", type=int, help=f"YOLO faces kept per image ({_default('eval_detector.max_det')})"
+    )
     ed.add_argument(
         "--compare",
         nargs="*",
@@ -89,13 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--split", help="image list (default <data>/widerface/val_holdout.txt)")
     ed.add_argument("--widerface", help="widerface folder (default <data>/widerface)")
     ed.add_argument("--limit", type=int, help="first N images only (quick checks)")
-    ed.add_argument("--threads", type=int, help="torch/OpenCV threads while timing (default 2)")
+    ed.add_argument(
+        "--threads", type=int, help=f"torch/OpenCV threads while timing ({_default('eval_detector.threads')})"
+    )
     ed.add_argument(
         "--closeups",
         action=argparse.BooleanOptionalAction,
         help="also the share of close-up faces found at pipeline.conf (default on)",
     )
-    ed.add_argument("--out", help="folder for results.json/.md and pr.png (default runs/eval/detector)")
+    ed.add_argument("--out", help=f"folder for results.json/.md and pr.png ({_default('eval_detector.out')})")
     _common(ed)
     ee = esub.add_parser("emotion", help="accuracy, macro-F1, per-class P/R/F1, confusion matrices")
     ee.add_argument(
@@ -130,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of whole labelled photos (<emotion>/*.jpg): scored end to end through detector + head",
     )
     ee.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    ee.add_argument("--out", help="folder for results and confusion PNGs (default runs/eval/emotion)")
+    ee.add_argument("--out", help=f"folder for results and confusion PNGs ({_default('eval_emotion.out')})")
     _common(ee)
     x = sub.add_parser("export", help="face detector and emotion head weights -> ONNX files with metadata")
     x.add_argument(
@@ -138,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="YOLO face and/or emotion weights (default: the pipeline's, i.e. the shipped ones)",
     )
-    x.add_argument("--out", help="folder for <weights stem>.onnx (default runs/export)")
-    x.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    x.add_argument("--out", help=f"folder for <weights stem>.onnx ({_default('export.out')})")
+    x.add_argument("--opset", type=int, help=f"ONNX opset ({_default('export.opset')})")
     x.add_argument(
         "--int8",
         action="store_true",
@@ -154,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: fer2013)",
     )
     x.add_argument(
-        "--calib-size", type=int, help="--int8 emotion heads: crops to calibrate and check on (default 512)"
+        "--calib-size",
+        type=int,
+        help=f"--int8 emotion heads: crops to calibrate and check on ({_default('export.calib_size')})",
     )
     x.add_argument(
         "--images", help="--int8 face detectors: folder of photos to calibrate on (default: WIDER FACE train)"
@@ -162,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--calib-images",
         type=int,
-        help="--int8 face detectors: photos to calibrate and check on (default 64)",
+        help=f"--int8 face detectors: photos to calibrate and check on ({_default('export.calib_images')})",
     )
     _common(x)
     for name, help_text in (
@@ -177,8 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
         _pipeline_options(s)
         _common(s)
     w = sub.add_parser("serve", help="web page + JSON API: photos, videos and a live source")
-    w.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
-    w.add_argument("--port", type=int, help="port (default 8000)")
+    w.add_argument(
+        "--host", help=f"address to bind, 127.0.0.1 for this machine only ({_default('serve.host')})"
+    )
+    w.add_argument("--port", type=int, help=f"port ({_default('serve.port')})")
     w.add_argument("--source", help="live page source: 0 (webcam), rtsp://... or a video file")
     for flag, key in (("--detector", "detector"), ("--weights", "weights"), ("--emotion-weights", "emotion")):
         w.add_argument(flag, dest=key.replace("-", "_"), help=f"as in `stream` ({key})")
@@ -226,7 +248,9 @@ def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> Non
         "--no-track", dest="track", action="store_false", default=None, help="no tracking/smoothing"
     )
     p.add_argument("--vid-stride", type=int, help="video files: every n-th frame")
-    p.add_argument("--batch", type=int, help="files: frames per batch (GPU: 8-32; default 1)")
+    p.add_argument(
+        "--batch", type=int, help=f"files: frames per batch (GPU: 8-32; {_default('stream.batch')})"
+    )
     p.add_argument(
         "--no-json", dest="save_json", action="store_false", default=None, help="no JSON Lines timeline"
     )
