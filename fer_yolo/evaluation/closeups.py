@@ -12,6 +12,7 @@ Two sets, read from the shared data folder (never committed):
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from fer_yolo.data.face_crops import read_list
 from fer_yolo.detectors.base import FaceDetector
 from fer_yolo.utils.paths import REPO_ROOT
 
+LOGGER = logging.getLogger(__name__)
 #: Face height / frame height of the zoomed views, and their size in pixels (square).
 FRACTIONS = (0.5, 0.7, 0.85, 1.0)
 FRAME = 720
@@ -82,23 +84,31 @@ def zoom_views(
 
 
 def load_closeups(data: Path, frame_list: Path = FRAME_FACES, zoom_faces: Path = ZOOM_FACES) -> CloseupSet:
-    """The close-up set from `data` (the folder holding rafdb/ and media/); a missing part stays empty."""
-    out = CloseupSet()
+    """The close-up set from `data` (the folder holding rafdb/ and media/); a missing part stays empty, and
+    missing or unreadable files are left out with a warning (the score's `views` counts what was read)."""
+    out, unread = CloseupSet(), []
     rafdb = data / "rafdb"
     if rafdb.is_dir():
         for name in sorted(read_list(frame_list)):
             image = cv2.imread(str(rafdb / name))
-            if image is not None:
+            if image is None:
+                unread.append(f"rafdb/{name}")
+            else:
                 out.frames.append((name, image))
     with zoom_faces.open(newline="") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     for i, row in enumerate(rows):
         image = cv2.imread(str(data / "media" / row["file"]))
         if image is None:
+            unread.append(f"media/{row['file']}")
             continue
         box = np.array([float(row[k]) for k in ("x1", "y1", "x2", "y2")])
         for fraction, view, carried in zoom_views(image, box):
             out.zooms.append((f"{row['file']} face {i}@{fraction}", fraction, view, carried))
+    if unread:
+        LOGGER.warning(
+            "close-ups: %d files missing or unreadable under %s, e.g. %s", len(unread), data, unread[0]
+        )
     return out
 
 
