@@ -220,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cpus-per-worker", type=float, help="CPUs each worker reserves (and its threads)")
     b.add_argument("--gpus-per-worker", type=float, help="GPUs each worker reserves (0.5: two share one)")
     b.add_argument("--segment-s", type=float, help="cut longer videos into equal segments of at most this, s")
-    b.add_argument("--max-retries", type=int, help="more attempts for a unit whose worker died")
+    b.add_argument(
+        "--max-retries",
+        type=int,
+        help="more attempts for a unit whose worker died or failed unexpectedly",
+    )
     _pipeline_options(b, annotated=False)
     _common(b)
     return parser

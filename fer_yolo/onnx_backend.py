@@ -153,13 +153,14 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     """The metadata of an ONNX file (`fer-yolo export` writes kind, class_names, preprocess, ...), read by
     an ONNX Runtime session that skips graph optimisation: importing the onnx package costs ~1 s a start.
     Read once per file version (a start asks up to twice: which file to run, then its checks)."""
-    stat = Path(path).stat()
-    return dict(_read_metadata(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size))
+    s = Path(path).stat()
+    version = (s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+    return dict(_read_metadata(str(Path(path).resolve()), version))
 
 
 @functools.lru_cache(maxsize=8)
-def _read_metadata(path: str, mtime_ns: int, size: int) -> dict[str, str]:
-    """onnx_metadata's read, cached by the file's path, modification time and size."""
+def _read_metadata(path: str, version: tuple[int, ...]) -> dict[str, str]:
+    """onnx_metadata's read, cached by the file's path and version (inode, size, change times)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

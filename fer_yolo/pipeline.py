@@ -303,12 +303,13 @@ class Pipeline:
     ) -> Iterator[FrameResult]:
         if not frames:
             return
-        results = self.process_batch([f.image for f in frames], [f.t_s for f in frames], track)
-        for frame, (faces, latency) in zip(frames, results):
+        images = [as_bgr(f.image) for f in frames]  # a grey frame is annotated in colour
+        results = self.process_batch(images, [f.t_s for f in frames], track)
+        for frame, image, (faces, latency) in zip(frames, images, results):
             result = FrameResult(frame, faces, latency, rate.tick())
             if annotator is not None:
                 t0 = time.perf_counter()
-                result.annotated = annotator.annotate(frame.image, faces, result.fps)
+                result.annotated = annotator.annotate(image, faces, result.fps)
                 ms = round((time.perf_counter() - t0) * 1000, 2)
                 latency["annotate"], latency["total"] = ms, round(latency["total"] + ms, 2)
             yield result

@@ -1,8 +1,8 @@
 """`fer-yolo stream` / `predict`: run the pipeline over sources and write every output.
 
 Per source, in the run folder: <stem>.mp4 (annotated video) or images/<name> (annotated images),
-<stem>.jsonl and <stem>.csv (timeline), <stem>_summary.json and <stem>_emotions.png (per-track
-dominant emotion and durations, emotions over time). Ctrl-C stops cleanly: every file written so
+<stem>.jsonl and <stem>.csv (timeline), <stem>_summary.json and, where faces were seen, <stem>_emotions.png
+(per-track dominant emotion and durations, emotions over time). Ctrl-C stops cleanly: every file written so
 far is finalised and the report says the run was interrupted.
 """
 

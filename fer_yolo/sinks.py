@@ -25,9 +25,10 @@ from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
 
 #: The longest time one frame of a video or stream counts for in a summary, unless its frame interval is
-#: longer: a longer gap between two frames is an outage (a stream reconnecting, a batch segment that
-#: failed), not time the faces were seen.
-MAX_FRAME_S = 1.0
+#: longer: a longer gap between two frames is an outage (a stream reconnecting: at least a 0.5 s wait and a
+#: 5 s timeout; a batch segment that failed), not time the faces were seen. A slow pipeline on a live
+#: source (frames a second or more apart) stays below it.
+MAX_FRAME_S = 5.0
 #: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
@@ -161,7 +162,7 @@ class RunSummary:
         t_s = round(float(t_s), 3)
         interval = 1 / self.fps if self.fps else 0.0
         if self._last_t is None:
-            dt = interval or t_s
+            dt = interval or min(t_s, MAX_FRAME_S)
         else:
             dt = min(max(0.0, t_s - self._last_t), max(MAX_FRAME_S, interval))
         self._last_t = t_s
@@ -200,10 +201,13 @@ class RunSummary:
         }
 
     def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
-        """Write the summary JSON and, when there were faces, the emotions-over-time plot."""
+        """Write the summary JSON and, when there were faces, the emotions-over-time plot (else remove an
+        earlier run's plot at that path, e.g. a batch output written again)."""
         write_json(json_path, self.to_dict())
         if png_path and self.faces:
             self._plot(Path(png_path))
+        elif png_path:
+            Path(png_path).unlink(missing_ok=True)
 
     def _plot(self, path: Path) -> None:
         import matplotlib

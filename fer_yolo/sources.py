@@ -405,8 +405,9 @@ def expand_spec(spec: str, exclude: Iterable[str | Path] = ()) -> list[Path]:
 
     Args:
         spec: A file, folder or glob.
-        exclude: Output folders whose files a folder or glob leaves out (e.g. a run's own earlier outputs
-            inside the folder it reads), unless the folder searched is itself inside one of them.
+        exclude: Output folders whose files a folder or a recursive glob (**) leaves out (e.g. a run's own
+            earlier outputs inside the folder it reads), unless the folder searched is itself inside one of
+            them. A glob without ** names every level, so it finds what it names.
 
     Raises:
         SourceError: Nothing at `spec`.
@@ -417,8 +418,11 @@ def expand_spec(spec: str, exclude: Iterable[str | Path] = ()) -> list[Path]:
     elif path.is_dir():
         files = _outside(sorted(p for p in path.rglob("*") if p.is_file()), path, exclude)
     elif is_glob(spec):
-        root = Path(*itertools.takewhile(lambda part: not is_glob(part), path.parts))  # photos of photos/**
-        files = _outside(sorted(Path(p) for p in glob.glob(str(path), recursive=True)), root, exclude)
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+        if "**" in spec:
+            # the folder the glob searches: photos of photos/**/*.jpg
+            root = Path(*itertools.takewhile(lambda part: not is_glob(part), path.parts))
+            files = _outside(files, root, exclude)
     else:
         raise SourceError(
             f"source not found: {spec}", "pass a webcam index, a URL, a file, a folder or a glob"

@@ -96,7 +96,11 @@ def test_an_outage_between_frames_is_not_counted_as_time_a_face_was_seen(tmp_pat
     summary = RunSummary(fps=10.0)
     for t_s in (0.0, 0.1, 60.1, 60.2):  # a stream that reconnects after a minute
         summary.add(t_s, records(t_s, [4], [3]))
-    assert summary.to_dict()["tracks"][0]["emotion_s"] == {"happy": 1.3}  # 0.1 + 0.1 + at most 1 s + 0.1
+    assert summary.to_dict()["tracks"][0]["emotion_s"] == {"happy": 5.3}  # 0.1 + 0.1 + at most 5 s + 0.1
+    slow = RunSummary(fps=30.0)  # a live camera read by a slow pipeline: 1.5 s between frames, no outage
+    for t_s in (0.0, 1.5, 3.0):
+        slow.add(t_s, records(t_s, [4], [3]))
+    assert slow.to_dict()["tracks"][0]["emotion_s"] == {"happy": 3.03}
     strided = RunSummary(fps=0.5)  # every 60th frame of a 30 fps file: each frame stands for 2 s
     for t_s in (0.0, 2.0, 4.0):
         strided.add(t_s, records(t_s, [4], [3]))
@@ -104,7 +108,11 @@ def test_an_outage_between_frames_is_not_counted_as_time_a_face_was_seen(tmp_pat
 
 
 def test_no_chart_is_drawn_for_a_run_without_faces(tmp_path: Path):
-    summary = RunSummary(fps=10.0)
+    earlier = RunSummary(fps=10.0)
+    earlier.add(0.0, records(0.0, [4], [3]))
+    earlier.write(tmp_path / "s.json", tmp_path / "s.png")
+    assert (tmp_path / "s.png").is_file()
+    summary = RunSummary(fps=10.0)  # written again to the same paths (a batch output made again)
     for i in range(30):
         summary.add(i / 10, [])
     summary.write(tmp_path / "s.json", tmp_path / "s.png")

@@ -1,8 +1,9 @@
 """Finished units -> each source's outputs and the run's tables.
 
 Per source, as `fer-yolo predict` writes them: <stem>.jsonl and <stem>.csv (timeline), <stem>_summary.json
-and <stem>_emotions.png. Segments are joined in time order; they keep the whole file's frame numbers and
-times, and each segment's track ids move past the ones before, so no two faces share an id by chance.
+and, where faces were seen, <stem>_emotions.png. Segments are joined in time order; they keep the whole
+file's frame numbers and times, and each segment's track ids move past the ones before, so no two faces
+share an id by chance.
 For the run: faces.parquet and faces.csv (every face of every source, FACE_COLUMNS) and sources.csv
 (SOURCE_COLUMNS). Everything streams line by line and is written under temporary names.
 """

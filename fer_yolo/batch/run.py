@@ -24,7 +24,7 @@ from fer_yolo.batch.manifest import Manifest, commit_unit
 from fer_yolo.batch.merge import merge_run
 from fer_yolo.batch.units import Unit, collect_files, longest_first, plan_units
 from fer_yolo.batch.worker import UnitWorker
-from fer_yolo.errors import FerYoloError
+from fer_yolo.errors import ConfigError, FerYoloError
 from fer_yolo.utils.io import write_json
 from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 
@@ -81,8 +81,9 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
 
     Args:
         specs: Files, folders, globs and source lists (see units.collect_files).
-        out_dir: Output folder: per source <stem>.jsonl/.csv/_summary.json/_emotions.png, faces.parquet,
-            faces.csv, sources.csv, manifest.json, report.json and units/.
+        out_dir: Output folder: per source <stem>.jsonl/.csv/_summary.json (and _emotions.png where faces
+            were seen), faces.parquet, faces.csv, sources.csv, manifest.json, report.json and units/. Not a
+            source folder itself (a rerun would read the outputs as inputs); a folder inside one is fine.
         cfg: The whole config (sections pipeline, stream: vid_stride, batch, save_json, save_csv; batch).
         quiet: No progress bar.
 
@@ -91,7 +92,7 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
 
     Raises:
         SourceError: A command-line spec that matches nothing.
-        ConfigError: `out_dir` holds a run made with other settings.
+        ConfigError: `out_dir` is a source folder, or holds a run made with other settings.
         FerYoloError: Ray is missing, the cluster cannot be reached or cannot fit a worker, or workers
             cannot start (e.g. missing weights).
 
@@ -101,6 +102,12 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
         {'ok': 41, 'failed': 1}
     """
     out_dir = Path(out_dir).expanduser()
+    folders = [Path(s).expanduser().resolve() for s in specs if Path(s).expanduser().is_dir()]
+    if out_dir.resolve() in folders:
+        raise ConfigError(
+            f"the output folder {out_dir} is a source folder: a rerun would read its outputs as inputs",
+            "pass another --output, e.g. a folder inside it",
+        )
     files = collect_files(specs, exclude=[out_dir])  # its outputs are not inputs when a rerun resumes
     units = plan_units(files, cfg["batch"]["segment_s"], cfg["stream"]["vid_stride"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,14 +235,14 @@ class _Driver:
         slot.unit = slot.task = None
         try:
             result = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as e:  # its process died: a new worker takes the place
+        except self.ray.exceptions.RayTaskError as e:  # an unexpected error raised in the worker
+            self._retry(unit, _reason(e))
+            return
+        except self.ray.exceptions.RayError as e:  # its process died, or its node (the result lost with it)
             self.ray.kill(slot.actor)
-            new = self._spawn()
+            new = self._spawn()  # a new worker takes the place
             slot.actor, slot.ready = new.actor, new.ready
             self._retry(unit, f"worker died: {_reason(e)}")
-            return
-        except self.ray.exceptions.RayError as e:  # an error in the worker; a result lost with its node
-            self._retry(unit, _reason(e))
             return
         record = self.manifest.records[unit.id]
         if result["status"] == "failed":

@@ -93,6 +93,7 @@ def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[
         SourceError: A command-line spec that matches nothing, or nothing to process at all.
     """
     files: dict[Path, None] = {}
+    exclude = tuple(exclude)  # read once per spec
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:

@@ -127,7 +127,10 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
     Raises:
         ValueError: OpenCV cannot encode it in that format.
     """
-    ok, data = cv2.imencode(suffix, image)
+    try:
+        ok, data = cv2.imencode(suffix, image)
+    except cv2.error as e:  # an unknown suffix or a shape the format cannot hold
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as {suffix}: {e}") from e
     if not ok:
         raise ValueError(f"OpenCV could not encode a {image.shape} image as {suffix}")
     return data.tobytes()

@@ -79,10 +79,10 @@ def _model_source(model: str) -> str:
     Raises:
         WeightsError: Neither a YAML nor an existing file.
     """
-    if Path(model).suffix in (".yaml", ".yml"):
-        return model
     path = Path(model).expanduser()
-    if not path.is_file():
+    if "://" not in model and path.suffix in (".yaml", ".yml"):
+        return str(path) if path.is_file() else model  # a file of yours, or one ultralytics ships
+    if "://" in model or not path.is_file():
         raise WeightsError(
             f"detector model not found: {model} (nothing is downloaded)",
             "pass an architecture such as yolo11n.yaml, or an existing checkpoint (a fine-tune: --init)",
@@ -102,7 +102,8 @@ def train_detector(
 
     Raises:
         DatasetError: The data.yaml does not exist.
-        WeightsError: The resume or init checkpoint does not exist.
+        WeightsError: The resume or init checkpoint does not exist, or `model` is neither an architecture
+            YAML nor an existing checkpoint.
     """
     setup_ultralytics()
     from ultralytics import YOLO

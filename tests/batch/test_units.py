@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fer_yolo.batch.units import collect_files, longest_first, plan_units, read_list
-from fer_yolo.errors import SourceError
+from fer_yolo.errors import ConfigError, SourceError
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 29.97 fps, 275 frames: 9.2 s
 SHORT = "sihanwang_video/test.mp4"  # 29.3 fps, 132 frames: 4.5 s
@@ -88,3 +88,19 @@ def test_the_longest_units_run_first(media: Path, tmp_path: Path):
         ("test", 132),
         ("photos", 1),
     ]
+
+
+def test_an_output_folder_inside_the_archive_is_not_read_and_the_archive_itself_is_refused(
+    media: Path, tmp_path: Path
+):
+    from fer_yolo.batch.run import run_batch
+    from fer_yolo.config import load_config
+
+    archive = tmp_path / "archive"
+    (archive / "out").mkdir(parents=True)
+    shutil.copy(media / SHORT, archive / "a.mp4")
+    shutil.copy(media / "face_recognition/obama.jpg", archive / "out/a_emotions.jpg")  # a first run's output
+    assert collect_files([str(archive)], exclude=[archive / "out"]) == [archive / "a.mp4"]
+    with pytest.raises(ConfigError, match="is a source folder"):
+        run_batch([str(archive)], archive, load_config())
+    assert sorted(p.name for p in archive.iterdir()) == ["a.mp4", "out"]  # refused before writing anything

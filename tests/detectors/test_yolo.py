@@ -36,6 +36,7 @@ def test_missing_weights_is_a_clear_error(tmp_path: Path):
         ({"data": "/no/data.yaml"}, DatasetError, "data.yaml not found: /no/data.yaml"),
         ({"data": __file__, "init": "/no/init.pt"}, WeightsError, "init weights not found: /no/init.pt"),
         ({"data": __file__, "model": "yolo11n.pt"}, WeightsError, "detector model not found: yolo11n.pt"),
+        ({"data": __file__, "model": "https://x.org/a.yaml"}, WeightsError, "model not found: https"),
     ],
 )
 def test_bad_training_inputs_are_clear_errors(over, error, message):
