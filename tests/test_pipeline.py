@@ -64,6 +64,8 @@ def test_grey_and_bgra_frames_give_the_faces_of_the_bgr_frame_and_bad_frames_cle
         faces, _ = pipeline.process(frame)
         assert len(faces) == len(expected) == 1
         assert sv.box_iou_batch(faces.xyxy, expected.xyxy)[0, 0] > (0.99 if frame.ndim == 3 else 0.8)
+    (result,) = pipeline.run(ArraySource([cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)]), annotator=FaceAnnotator())
+    assert result.annotated.shape == bgr.shape  # annotated in colour, as the video writer takes it
     for bad, message in [
         (None, "is None"),
         (bgr.astype(np.float32), "8-bit"),
