@@ -464,7 +464,7 @@ def open_sources(
         reconnect: Re-open dropped network streams.
         skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
             images are listed by their ImageSource).
-        exclude: Output folders a folder or glob leaves out (`expand_spec`).
+        exclude: Output folders a folder or a recursive (**) glob leaves out (`expand_spec`).
 
     Raises:
         SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.

@@ -84,7 +84,7 @@ def read_list(path: Path) -> list[str]:
 
 def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[Path]:
     """Image and video files named by files, folders (recursive), globs and source lists, first mention
-    first, each once; folders and globs leave out the files inside `exclude` (`expand_spec`).
+    first, each once; folders and ** globs leave out the files inside `exclude` (`expand_spec`).
 
     A path on the command line that matches nothing is an error; one in a source list is kept, so the run
     records it as failed and goes on.
