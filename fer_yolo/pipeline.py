@@ -252,7 +252,12 @@ class Pipeline:
         Raises:
             ValueError: A frame that is None, not 8-bit, or not an image (`as_bgr`).
         """
-        images = [as_bgr(image) for image in images]
+        return self._process_bgr([as_bgr(image) for image in images], times_s, track)
+
+    def _process_bgr(
+        self, images: list[np.ndarray], times_s: list[float], track: bool
+    ) -> list[tuple[sv.Detections, dict]]:
+        """`process_batch` for frames already converted to BGR."""
         t0 = time.perf_counter()
         detected = [self._most_confident(faces) for faces in self.detector.detect_batch(images)]
         t1 = time.perf_counter()
@@ -304,7 +309,7 @@ class Pipeline:
         if not frames:
             return
         images = [as_bgr(f.image) for f in frames]  # a grey frame is annotated in colour
-        results = self.process_batch(images, [f.t_s for f in frames], track)
+        results = self._process_bgr(images, [f.t_s for f in frames], track)
         for frame, image, (faces, latency) in zip(frames, images, results):
             result = FrameResult(frame, faces, latency, rate.tick())
             if annotator is not None:

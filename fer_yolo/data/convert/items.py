@@ -7,10 +7,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from fer_yolo.data.images import BadImage, content_hash, read_bytes
+from fer_yolo.data.images import BadImage, content_hash, encode_image, read_bytes
 from fer_yolo.errors import DatasetError
 
 SPLIT_PRIORITY = {"test": 3, "val": 2, "train": 1}
@@ -58,7 +57,7 @@ class Item:
         side = int(round(len(values) ** 0.5))
         if side == 0 or side * side != len(values) or values.min() < 0 or values.max() > 255:
             raise BadImage(f"pixel string is not a square grey image ({len(values)} values)")
-        return cv2.imencode(".png", values.reshape(side, side).astype(np.uint8))[1].tobytes()
+        return encode_image(values.reshape(side, side).astype(np.uint8), ".png")
 
 
 def assign_keys(items: list[Item], root: Path) -> None:
