@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -138,6 +139,9 @@ def safe_stem(text: str) -> str:
 class VideoFileSource(FrameSource):
     """Every frame of a video file (or every `vid_stride`-th), with media timestamps.
 
+    `t_s` is the decoder's presentation time of each frame, so that a variable-frame-rate video (phones
+    record them) keeps real time; index / fps stands in where a container gives no usable timestamp.
+
     Args:
         path: The file (or an http(s) URL of a recording).
         vid_stride: Keep every n-th frame.
@@ -202,17 +206,26 @@ class VideoFileSource(FrameSource):
                 raise SourceError(f"{name} ends before frame {self.start_frame}", "check the frame range")
 
     def __iter__(self) -> Iterator[Frame]:
-        index = self.start_frame
+        index, t_s = self.start_frame, None
         while self.end_frame is None or index < self.end_frame:
             ok, image = self.cap.read()
             if not ok:
                 return
-            yield Frame(image, index, index / self.fps, self.info.name)
+            t_s = self._media_time(index, t_s)
+            yield Frame(image, index, t_s, self.info.name)
             for _ in range(self.vid_stride - 1):  # grab() skips decoding the frames we drop
                 index += 1
                 if not self.cap.grab():
                     return
             index += 1
+
+    def _media_time(self, index: int, previous: float | None) -> float:
+        """Seconds from the video's start to the frame just read (`previous`: the last frame's time)."""
+        t_s = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        if previous is None:  # 0 is a timestamp only for the file's first frame, not a segment's
+            usable = math.isfinite(t_s) and (t_s > 0 or (t_s == 0 and index == 0))
+            return t_s if usable else index / self.fps
+        return t_s if math.isfinite(t_s) and t_s > previous else previous + self.vid_stride / self.fps
 
     def close(self) -> None:
         self.cap.release()

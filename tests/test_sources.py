@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import functools
 import http.server
 import shutil
@@ -9,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fer_yolo.errors import SourceError
@@ -33,6 +35,28 @@ def test_video_file_yields_every_frame_with_media_time(media: Path):
     assert len(frames) == 275 and [f.index for f in frames[:3]] == [0, 1, 2]
     assert frames[0].image.shape == (360, 640, 3)
     assert frames[-1].t_s == pytest.approx(274 / 29.97, abs=0.01)
+
+
+def test_variable_frame_rate_video_keeps_its_presentation_times(tmp_path: Path):
+    av = pytest.importorskip("av", reason="PyAV (installed with supervision) writes the test clip")
+    times_ms = [0, 40, 80, 120, 600, 640, 680, 1500, 1540]  # a phone's camera slowing down in the dark, twice
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 25 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, fractions.Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with VideoFileSource(path) as source:
+        frames = list(source)
+    assert [f.t_s for f in frames] == pytest.approx([t / 1000 for t in times_ms], abs=1e-3)
+    with VideoFileSource(path, vid_stride=2, start_frame=3) as source:  # a batch segment lands on the same
+        segment = list(source)
+    assert [(f.index, f.t_s) for f in segment] == [(f.index, f.t_s) for f in frames[3::2]]
+    assert [round(f.image.mean() / 25) for f in segment] == [3, 5, 7]
 
 
 def test_video_decoding_uses_opencvs_thread_count(media: Path):
