@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, help=f"torch/OpenCV threads while timing ({_default('eval_detector.threads')})"
     )
     ed.add_argument(
+        "--speed-passes",
+        type=int,
+        help="timing passes after scoring, detectors taking turns; images/s is their median "
+        f"({_default('eval_detector.speed_passes')}: the scoring pass's timing)",
+    )
+    ed.add_argument(
         "--closeups",
         action=argparse.BooleanOptionalAction,
         help="also the share of close-up faces found at pipeline.conf (default on)",
@@ -280,8 +286,8 @@ def _overrides(args: argparse.Namespace) -> dict:
             }
         }
     if args.command == "eval" and args.target == "detector":
-        keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads", "closeups")
-        keys += ("out",)
+        keys = ("imgsz", "conf", "max_det", "compare", "widerface", "split", "limit", "threads")
+        keys += ("speed_passes", "closeups", "out")
         return {"eval_detector": {k: getattr(args, k) for k in keys}}
     if args.command == "eval":
         keys = ("data", "splits", "ferplus", "tta", "margins", "val_list", "photos", "device", "out")
@@ -422,7 +428,15 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
         closeups = load_closeups(data_root())
     conf = cfg["pipeline"]["conf"]
     table = evaluate_detectors(
-        specs, root, split, Path(e["out"]), e["limit"] or None, e["threads"], closeups=closeups, conf=conf
+        specs,
+        root,
+        split,
+        Path(e["out"]),
+        e["limit"] or None,
+        e["threads"],
+        closeups=closeups,
+        conf=conf,
+        speed_passes=e["speed_passes"],
     )
     print(table)
     print(f"wrote {e['out']}/results.json, results.md, pr.png")

@@ -59,6 +59,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "eval_detector.max_det": (1, INF),
     "eval_detector.limit": (0, INF),
     "eval_detector.threads": (1, INF),
+    "eval_detector.speed_passes": (0, INF),
     "export.opset": (11, 21),
     "export.calib_size": (1, INF),
     "export.calib_images": (1, INF),

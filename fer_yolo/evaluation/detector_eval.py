@@ -56,12 +56,39 @@ def evaluate_one(
     }
 
 
+def time_detectors(
+    detectors: list[FaceDetector], images: list[np.ndarray], passes: int, threads: int | None
+) -> list[list[float]]:
+    """Images/s of each detector in each of `passes` timing passes over `images` (decoded, batch 1).
+
+    The detectors take turns pass by pass, in reverse order every other pass, so that a machine that
+    speeds up or slows down during the run (another process, heat) weighs on all of them alike.
+    """
+    speeds: list[list[float]] = [[] for _ in detectors]
+    for p in range(passes):
+        order = list(zip(detectors, speeds))
+        for detector, row in order if p % 2 == 0 else order[::-1]:
+            set_threads(threads)
+            t0 = time.perf_counter()
+            for image in images:
+                detector.detect(image)
+            row.append(len(images) / (time.perf_counter() - t0))
+    return speeds
+
+
 def markdown(
-    results: list[dict], split: Path, threads: int | None, gt: list, closeups: CloseupSet | None, conf: float
+    results: list[dict],
+    split: Path,
+    threads: int | None,
+    gt: list,
+    closeups: CloseupSet | None,
+    conf: float,
+    speed_passes: int = 0,
 ) -> str:
     """The results as a Markdown table with the split and face counts."""
     faces = wap.count_faces(gt)
     close = f" close-ups found (conf {conf}) |" if closeups else ""
+    timing = f", median of {speed_passes} passes" if speed_passes else ""
     lines = [
         f"# WIDER FACE: {split.name} ({len(gt)} images at 640 px)",
         "",
@@ -70,7 +97,7 @@ def markdown(
         + ". Official protocol (IoU 0.5, +1 px, min-max scores, 1,000 thresholds, VOC AP).",
         "",
         "| detector | settings | easy AP | medium AP | hard AP | "
-        f"images/s ({threads or 'all'} threads) |{close}",
+        f"images/s ({threads or 'all'} threads{timing}) |{close}",
         "|---|---|---|---|---|---|" + ("---|" if closeups else ""),
     ]
     for r in results:
@@ -96,11 +123,14 @@ def evaluate_detectors(
     warmup: int = 2,
     closeups: CloseupSet | None = None,
     conf: float | None = None,
+    speed_passes: int = 0,
 ) -> str:
     """Score every detector on one split; write results.json, results.md and pr.png into `out`.
 
     With `closeups`, each detector also scores the share of close-up faces it finds at `conf` (default:
-    the pipeline's report threshold).
+    the pipeline's report threshold). With `speed_passes`, images/s is the median of that many timing
+    passes over the split after scoring, detectors in turn (`time_detectors`; each pass in results.json);
+    otherwise it is the scoring pass's own timing.
 
     Returns:
         The Markdown table.
@@ -116,6 +146,10 @@ def evaluate_detectors(
     results = [
         evaluate_one(spec, det, gt, widerface_root, threads, warmup) for spec, det in zip(specs, detectors)
     ]
+    if speed_passes:
+        images = [wap.read_image(widerface_root / rec.path) for rec in gt]
+        for r, speeds in zip(results, time_detectors(detectors, images, speed_passes, threads)):
+            r["images_per_s"], r["speed_passes"] = float(np.median(speeds)), [round(v, 2) for v in speeds]
     if closeups:
         for r, det in zip(results, detectors):
             r["closeups"] = score_closeups(det, closeups, pipeline_default(conf, "conf"))
@@ -124,11 +158,12 @@ def evaluate_detectors(
         r["spec"]: {s: {k: np.round(v, 6).tolist() for k, v in c.items()} for s, c in r["pr"].items()}
         for r in results
     }
-    meta = {"split": str(split), "images": len(gt), "threads": threads, "faces": wap.count_faces(gt)}
+    meta = {"split": str(split), "images": len(gt), "threads": threads, "speed_passes": speed_passes}
+    meta["faces"] = wap.count_faces(gt)
     if closeups:
         meta["closeups"] = {"frames": len(closeups.frames), "zooms": len(closeups.zooms), "conf": conf}
     write_json(out / "results.json", {**meta, "results": summary, "pr": curves})
-    table = markdown(results, split, threads, gt, closeups, conf)
+    table = markdown(results, split, threads, gt, closeups, conf, speed_passes)
     write_text(out / "results.md", table)
     plot_pr_curves({r["spec"]: r for r in results}, out / "pr.png")
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -224,6 +225,26 @@ def test_run_detector_on_real_images(holdout, widerface):
     assert speed > 0
 
 
+def test_timing_passes_take_turns_and_time_each_detector(holdout, widerface):
+    from fer_yolo.evaluation.detector_eval import time_detectors
+
+    calls = []
+
+    class Recording(BoxDetector):
+        def __init__(self, name: str, delay_s: float) -> None:
+            self.name, self.delay_s = name, delay_s
+
+        def detect_batch(self, images: list[np.ndarray]) -> list:
+            calls.append(self.name)
+            time.sleep(self.delay_s)
+            return super().detect_batch(images)
+
+    images = [wap.read_image(widerface / r.path) for r in holdout[:2]]
+    fast, slow = time_detectors([Recording("a", 0.0), Recording("b", 0.02)], images, passes=3, threads=None)
+    assert calls == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # every other pass reversed
+    assert len(fast) == len(slow) == 3 and max(slow) < 50 < min(fast)  # 20 ms an image: under 50 images/s
+
+
 def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeypatch):
     from fer_yolo.detectors import DETECTORS
     from fer_yolo.errors import ConfigError
@@ -231,11 +252,14 @@ def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeyp
 
     monkeypatch.setitem(DETECTORS, "box", f"{__name__}:BoxDetector")
     split = widerface / "val_holdout.txt"
-    table = evaluate_detectors(["box"], widerface, split, tmp_path, limit=4)
+    table = evaluate_detectors(["box"], widerface, split, tmp_path, limit=4, speed_passes=3)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["images"] == 4 and results["results"][0]["detector"] == "box"
-    expected = wap.evaluate(wap.run_detector(BoxDetector(), holdout, widerface, limit=4)[0], holdout[:4])
     measured = results["results"][0]
+    assert len(measured["speed_passes"]) == 3
+    assert measured["images_per_s"] == pytest.approx(np.median(measured["speed_passes"]), 0.01)
+    assert "median of 3 passes" in table
+    expected = wap.evaluate(wap.run_detector(BoxDetector(), holdout, widerface, limit=4)[0], holdout[:4])
     assert [measured[s] for s in wap.SETTINGS] == pytest.approx([expected[s] for s in wap.SETTINGS])
     assert "| box | defaults |" in table
     assert table == (tmp_path / "results.md").read_text()
