@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--margins",
         nargs="+",
         type=float,
-        help="cut each face from the shipped detector's box on the image at these margins, as the pipeline "
+        help="cut each face from the pipeline's YOLO box on the image at these margins, as the pipeline "
         "does (default: the stored crops, resized)",
     )
     ee.add_argument(
@@ -474,6 +474,7 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
         e["tta"],
         e["margins"] or None,
         e["val_list"],
+        cfg["pipeline"],
     )
     print(table)
     print(f"wrote {e['out']}/results.json, results.md, confusion_*.png")

@@ -10,6 +10,7 @@ shown at any margin a user sets. Validation faces are cut once at the pipeline's
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,11 +118,16 @@ def split_by_list(crops: CropSet, root: str | Path, held_out: set[str]) -> tuple
 
 
 class FaceBoxer:
-    """The pipeline's detector (its default weights and settings), made on first use, for the cached pass."""
+    """The pipeline's YOLO detector, made on first use, for the cached pass.
 
-    def __init__(self) -> None:
+    Args:
+        settings: A `pipeline` config section: its detector_weights, imgsz, low_conf, iou and backend
+            (None: the shipped defaults).
+    """
+
+    def __init__(self, settings: Mapping | None = None) -> None:
         self._detector = None
-        self.settings = defaults()["pipeline"]
+        self.settings = settings or defaults()["pipeline"]
 
     @property
     def detector(self):

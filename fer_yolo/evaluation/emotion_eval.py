@@ -158,12 +158,15 @@ def plot_confusion(report: Mapping, out_png: str | os.PathLike, title: str = "")
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def detector_faces(data: str | Path, splits: Iterable[str], val_list: str = "") -> dict[str, FaceImages]:
-    """Each split's whole images with the shipped detector's box on each (cached, `face_boxes`).
+def detector_faces(
+    data: str | Path, splits: Iterable[str], val_list: str = "", pipeline: Mapping | None = None
+) -> dict[str, FaceImages]:
+    """Each split's whole images with the pipeline's detector box on each (cached, `face_boxes`).
 
-    With `val_list`, split `val` is the files it lists of `<data>/train` (e.g. datasets/rafdb_val.txt).
+    With `val_list`, split `val` is the files it lists of `<data>/train` (e.g. datasets/rafdb_val.txt);
+    `pipeline`: the config section whose YOLO detector draws the boxes (None: the shipped defaults).
     """
-    boxer = FaceBoxer()
+    boxer = FaceBoxer(pipeline)
     side, chans = native_format(data)
     faces = {}
     for split in splits:
@@ -196,11 +199,13 @@ def evaluate_emotion_models(
     tta: str = "none",
     margins: list[float] | None = None,
     val_list: str = "",
+    pipeline: Mapping | None = None,
 ) -> str:
     """`fer-yolo eval emotion`: several models on the same splits, in one run.
 
-    With `margins`, faces are cut from the shipped detector's boxes on the split's images at each margin
-    (the pipeline's crops; `val_list`: see `detector_faces`), else the stored crops are resized to the input.
+    With `margins`, faces are cut from the boxes of `pipeline`'s YOLO detector (None: the shipped one) on the
+    split's images at each margin (the pipeline's crops; `val_list`: see `detector_faces`), else the stored
+    crops are resized to the input.
     Writes results.json, results.md and confusion_<model>_<split>.png into `out`.
 
     Returns:
@@ -208,7 +213,7 @@ def evaluate_emotion_models(
     """
     out = Path(out)
     results: dict[str, dict] = {}
-    faces = detector_faces(data, splits, val_list) if margins else None
+    faces = detector_faces(data, splits, val_list, pipeline) if margins else None
     for w, name in zip(weights, weights_names(weights)):
         model, pre = load_emotion_model(w, device=select_device(device))
         sets = margin_sets(faces, pre, margins) if faces else data

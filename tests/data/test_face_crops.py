@@ -42,6 +42,16 @@ def test_a_photos_training_crop_is_the_crop_the_pipeline_classifies(media: Path,
     assert not np.array_equal(other[0], seen[0][-1])  # the margin matters: the check above can fail
 
 
+def test_the_boxer_runs_the_yolo_settings_it_is_given(tmp_path: Path):
+    from fer_yolo.data.face_crops import FaceBoxer
+
+    settings = load_config()["pipeline"] | {"imgsz": 352, "iou": 0.6}
+    boxer, shipped = FaceBoxer(settings), FaceBoxer()
+    assert (boxer.detector.imgsz, boxer.detector.iou) == (352, 0.6)  # eval emotion --set pipeline.imgsz=352
+    assert (shipped.detector.imgsz, shipped.detector.iou) == (320, 0.5)
+    assert boxer.key(tmp_path) | {"imgsz": 320, "iou": 0.5} == shipped.key(tmp_path)  # cached apart
+
+
 def test_jitter_moves_and_scales_boxes_within_the_amount():
     boxes = np.tile([[10.0, 20.0, 50.0, 80.0]], (500, 1))  # 40 x 60, side 60
     out = jitter_boxes(boxes, 0.1, np.random.default_rng(0).random((500, 3)))
