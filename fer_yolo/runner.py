@@ -229,9 +229,11 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     report = RunReport(run_dir, pipeline.weights)
     annotator = FaceAnnotator(bars=cfg["bars"], show_fps=cfg["fps_overlay"])
     stems: set[str] = set()
-    # earlier runs' outputs under the project folder are not inputs (`fer-yolo predict .` run twice)
+    # earlier runs' outputs are not inputs (`fer-yolo predict .` run twice): the project folder, or where
+    # it is the folder read (`--project .`), its run folders
+    outputs = [project, run_dir, *(d for d in project.iterdir() if (d / "report.json").is_file())]
     sources = open_sources(
-        str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=[project]
+        str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=outputs
     )
     try:
         with terminate_as_interrupt():  # `kill` finalises the outputs as Ctrl-C does

@@ -228,7 +228,11 @@ def test_a_second_run_on_a_folder_does_not_read_the_first_runs_outputs(
     shutil.copy(media / "face_recognition/obama.jpg", tmp_path / "obama.jpg")
     # `cd photos && fer-yolo predict . --project runs` twice: the first run's annotated copy is in the folder
     reports = [run(pipeline, stream_cfg(cfg, tmp_path, tmp_path / "runs"), quiet=True) for _ in range(2)]
-    assert (reports[0].run_dir / "images/obama.jpg").is_file()
+    # and `fer-yolo predict . --project .` twice: the run folders are then in the folder read
+    (here := tmp_path / "here").mkdir()
+    shutil.copy(media / "face_recognition/obama.jpg", here / "obama.jpg")
+    reports += [run(pipeline, stream_cfg(cfg, here, here), quiet=True) for _ in range(2)]
+    assert (reports[0].run_dir / "images/obama.jpg").is_file() and reports[3].run_dir.parent == here
     for report in reports:
         records = (report.run_dir / "predictions.jsonl").read_text().splitlines()
         assert [Path(json.loads(line)["source"]).name for line in records] == ["obama.jpg"]
