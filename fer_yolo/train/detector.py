@@ -117,10 +117,15 @@ def train_detector(
             )
         for pt in sorted(last.parent.glob("*.pt")):  # the trainer reads best.pt too, when it ends
             load_yolo_checkpoint(pt)  # the allow-list loader: a file that needs code is refused here
+        run = last.parent.parent
+        if load_yolo_checkpoint(last).get("epoch", -1) == -1:  # ultralytics would start over, on COCO8
+            LOGGER.info("%s finished: nothing to resume", run)
+            return run
         with _refused_as_weights_error(last):
             model = YOLO(str(last))
         model.add_callback("on_train_start", _thread_callback(cfg.threads))
-        model.train(resume=True, **({"device": device} if device else {}))
+        # save_dir: where the run is now (the checkpoint holds where it was started: a moved run goes on here)
+        model.train(resume=True, save_dir=str(run), **({"device": device} if device else {}))
         return Path(model.trainer.save_dir)
     if not Path(cfg.data).expanduser().is_file():
         raise DatasetError(

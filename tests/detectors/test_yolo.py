@@ -92,6 +92,9 @@ def test_tiny_widerface_run_gives_weights_that_detect_and_pack(
         # (ultralytics' strip_optimizer turns a failed load into a warning and leaves the file as it was)
         saved = torch.load(run / "weights" / name, map_location="cpu", weights_only=False)  # our own run
         assert saved["optimizer"] is None and saved["epoch"] == -1, name
+    results = (run / "results.csv").read_text()
+    assert train_detector(tiny_config(tiny_wider_yaml, tmp_path), resume=run) == run  # finished: no new run
+    assert (run / "results.csv").read_text() == results and no_network == []  # ultralytics would start COCO8
     detector = YoloFaceDetector(run / "weights/last.pt", imgsz=64, conf=0.0, device="cpu")
     photo = cv2.imread(str(next((tiny_wider_yaml.parent / "images/train").iterdir())))  # a real WIDER image
     images = [photo, np.full((90, 60, 3), 200, np.uint8)]
@@ -150,6 +153,7 @@ def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, t
     run = tmp_path / "runs/t"
     assert len((run / "results.csv").read_text().splitlines()) == 2  # header + epoch 1
     monkeypatch.chdir(tmp_path / "wider/images")
-    train_detector(cfg, resume=run)
-    rows = (run / "results.csv").read_text().splitlines()
+    moved = run.rename(tmp_path / "moved")  # a run folder renamed, or copied to another machine
+    assert train_detector(cfg, resume=moved) == moved and not run.exists()
+    rows = (moved / "results.csv").read_text().splitlines()
     assert [r.split(",")[0].strip() for r in rows[1:]] == ["1", "2"]
