@@ -94,7 +94,9 @@ def detect_dataset_faces(
     """
     path = cache_file({**key, "pad": pad})
     done = {row["file"]: row for row in read_jsonl(path) if "file" in row}
-    todo = [i for i, name in enumerate(names) if name not in done]
+    # an image of another size under a cached name (a dataset converted again at another size) is new
+    sizes = [list(im.shape[1::-1]) for im in images]  # [w, h]
+    todo = [i for i, name in enumerate(names) if done.get(name, {}).get("wh") != sizes[i]]
     if todo:
         LOGGER.info("detecting faces in %d of %d images (cache %s)", len(todo), len(names), path)
         with append_lines(path) as out:

@@ -51,12 +51,16 @@ def test_dataset_faces_are_found_once_and_read_back_from_the_cache(
     assert (w > 60).all() and (w < 130).all()  # the face fills most of the 100 px image
     again, found_again = detect_dataset_faces(images, names, counted, {"set": "raf"})
     assert calls == [8, 8, 8] and np.array_equal(again, boxes) and np.array_equal(found_again, found)
+    larger = [cv2.resize(im, (200, 200)) for im in images[:2]] + images[2:]  # converted again, at 200 px
+    resized, _ = detect_dataset_faces(larger, names, counted, {"set": "raf"})
+    assert calls[3] == 2 and np.allclose(resized[:2][found[:2]], 2 * boxes[:2][found[:2]], atol=8)
+    assert np.array_equal(resized[2:], boxes[2:])
 
     fer = sorted((fer2013 / "train/angry").glob("*.jpg"))[:16]
     _, fer_found = detect_dataset_faces(
         read(fer, cv2.IMREAD_GRAYSCALE), [f.name for f in fer], counted, {"set": "fer"}
     )
-    assert calls[3:] == [16] and fer_found.mean() >= 0.8  # grey 48 px crops are found too
+    assert calls[4:] == [16] and fer_found.mean() >= 0.8  # grey 48 px crops are found too
 
 
 def test_an_interrupted_pass_resumes_and_missed_faces_take_the_median_box(
