@@ -68,8 +68,10 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     limits = {"/api/image": serve["max_image_mb"], "/api/videos": serve["max_video_mb"]}
     app.add_middleware(BodyLimit, limits_mb=limits)
-    # Outermost: a request over the limit is answered before anything reads its body.
-    app.add_middleware(InFlightLimit, limits={"/api/image": serve["max_image_requests"]})
+    # Outermost: a request over the limit is answered before anything reads its body (a video upload is
+    # stored whole before its route can reserve a job: at most max_jobs arrive at once).
+    in_flight = {"/api/image": serve["max_image_requests"], "/api/videos": serve["max_jobs"]}
+    app.add_middleware(InFlightLimit, limits=in_flight)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:

@@ -5,6 +5,7 @@ image and returns."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -168,6 +169,43 @@ def test_image_requests_over_the_limit_are_refused_at_once_before_their_upload_i
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
     assert "limit 2" in refused.json()["error"] and "c" not in read  # its upload was never read
     assert codes == [200, 200] and again.status_code == 200  # the slots are given back
+
+
+def test_video_uploads_over_max_jobs_are_refused_before_their_body_is_stored(
+    serve_config, serve_pipeline: Pipeline, media: Path
+):
+    app = create_app(serve_config(max_jobs=1), serve_pipeline)
+    read, arriving, release = [], threading.Event(), threading.Event()
+
+    async def spy(scope, receive, send):
+        probe = dict(scope.get("headers", [])).get(b"x-probe", b"").decode()
+
+        async def reading():
+            read.append(probe)
+            if probe == "a":  # the first upload is still arriving
+                arriving.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.01)
+            return await receive()
+
+        await app(scope, reading, send)
+
+    clip = (media / "sihanwang_video/test.mp4").read_bytes()
+
+    def upload(probe: str):
+        files = {"file": ("clip.mp4", clip, "video/mp4")}
+        return client.post("/api/videos", files=files, headers={"x-probe": probe})
+
+    with TestClient(spy) as client, ThreadPoolExecutor(1) as pool:
+        try:
+            first = pool.submit(upload, "a")
+            assert arriving.wait(30)
+            refused = upload("b")  # answered at once, while "a" arrives
+        finally:
+            release.set()
+        accepted = first.result(timeout=60)
+    assert refused.status_code == 429 and "limit 1" in refused.json()["error"] and "b" not in read
+    assert accepted.status_code == 202
 
 
 @pytest.mark.slow
