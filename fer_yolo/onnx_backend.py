@@ -50,12 +50,12 @@ def export_onnx(
         dynamic: Dynamic axes by name, e.g. {"input": {0: "batch"}, "output": {0: "batch"}}.
         opset: ONNX opset.
     """
-    net = copy.deepcopy(model).float().eval()
+    net = copy.deepcopy(model).float().eval().cpu()  # a model on CUDA (backend onnx there) exports too
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
         torch.onnx.export(
             net,
-            example.float(),
+            example.float().cpu(),
             str(tmp),
             input_names=["input"],
             output_names=["output"],
