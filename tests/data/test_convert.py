@@ -144,6 +144,26 @@ def test_a_folder_that_changes_between_runs_leaves_no_stale_outputs(fer_subset: 
     assert not list((out / "crops/train/angry").glob(f"{gone.stem}_*.png"))
 
 
+def test_a_changed_label_converts_the_image_again(fer2013: Path, tmp_path: Path):
+    path, out = tmp_path / "fer2013.csv", tmp_path / "out"
+    rows = [
+        cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).reshape(-1) for f in sorted(fer2013.glob("train/sad/*"))[:3]
+    ]
+
+    def write(emotions: list[int]) -> dict:
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["emotion", "pixels", "Usage"])
+            w.writerows([e, " ".join(map(str, pixels)), "Training"] for e, pixels in zip(emotions, rows))
+        return convert(path, out, settings(kinds=["crops"]), progress=False)
+
+    assert write([4, 4, 4])["crops"] == {"train": {"sad": 3}}
+    report = write([4, 4, 3])  # the emotion column of one row corrected: sad -> happy
+    assert report["crops"] == {"train": {"sad": 2, "happy": 1}}
+    on_disk = {e: len(list((out / "crops/train" / e).iterdir())) for e in ("sad", "happy")}
+    assert on_disk == {"sad": 2, "happy": 1}  # the old sad crop is gone
+
+
 def test_resume_does_not_redo_finished_files(fer_subset: Path, tmp_path: Path):
     out = tmp_path / "out"
     convert(fer_subset, out, settings(kinds=["crops"]), progress=False)

@@ -152,10 +152,7 @@ class ItemProcessor:
         record = {
             "source": item.source,
             "key": item.key,
-            "hash": item.hash,
-            "split": item.split,
-            "label": item.label,
-            "soft": item.soft,
+            **item.state(),
             "outputs": [],
             "skipped": None,
             "note": "",
@@ -233,19 +230,22 @@ def _run_worker(item: Item) -> dict:
     return _WORKER(item)
 
 
-def _prune(done: dict[str, dict], hashes: dict[str, str], out: Path, manifest: Path) -> dict[str, dict]:
+def _prune(done: dict[str, dict], states: dict[str, dict], out: Path, manifest: Path) -> dict[str, dict]:
     """Delete the outputs of finished items that are no longer listed (their input was removed or renamed
-    since the last run) or whose input's content changed (same path, other bytes: `hashes` maps each listed
-    key to its content hash), and drop them from the manifest: the folder holds what the report counts, and
-    changed inputs are converted again."""
-    gone = [k for k in done if k not in hashes]
-    changed = [k for k in done if k in hashes and done[k].get("hash") != hashes[k]]
+    since the last run) or whose input changed (same path, other bytes, or another label, split, vote or
+    box: `states` maps each listed key to its `Item.state()`), and drop them from the manifest: the folder
+    holds what the report counts, and changed inputs are converted again. A field a record lacks (an older
+    manifest) is not compared."""
+    gone = [k for k in done if k not in states]
+    changed = [
+        k for k in done if k in states and any(f in done[k] and done[k][f] != v for f, v in states[k].items())
+    ]
     if not gone and not changed:
         return done
     for key in gone + changed:
         for rel in done[key]["outputs"]:
             (out / rel).unlink(missing_ok=True)
-    kept = {k: r for k, r in done.items() if k in hashes and k not in changed}
+    kept = {k: r for k, r in done.items() if k in states and k not in changed}
     write_text(manifest, "".join(json.dumps(r) + "\n" for r in kept.values()))
     if gone:
         LOGGER.warning("%d inputs of the last run are gone: their outputs were removed", len(gone))
@@ -311,7 +311,7 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
     _check_resume(state, settings_dict | identity)
     manifest = state / "manifest.jsonl"
     done = {r["key"]: r for r in read_jsonl(manifest) if "key" in r}
-    done = _prune(done, {i.key: i.hash for i in items}, out, manifest)
+    done = _prune(done, {i.key: i.state() for i in items}, out, manifest)
     if stale := remove_temporaries(out):
         LOGGER.info("removed %d half-written files of the stopped run", stale)
     todo = [i for i in items if i.key not in done]

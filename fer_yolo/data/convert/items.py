@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,17 @@ class Item:
     boxes: list[list[float]] | None = None
     key: str = ""
     hash: str = ""
+
+    def state(self) -> dict:
+        """What its outputs are made from, as the manifest records it: content hash and annotation (a
+        changed label, split, vote or box converts the item again, as changed bytes do)."""
+        return {
+            "hash": self.hash,
+            "split": self.split,
+            "label": self.label,
+            "soft": None if self.soft is None else list(self.soft),
+            "boxes": content_hash(json.dumps(self.boxes).encode()) if self.boxes else None,
+        }
 
     def read(self) -> bytes:
         """The image as encoded bytes (CSV pixels are encoded as PNG).
