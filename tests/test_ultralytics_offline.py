@@ -49,3 +49,35 @@ def test_plot_fonts_are_found_locally(no_network: list):
     for name in FONT_NAMES:  # ultralytics would download them for its plots' labels
         assert Path(check_font(name)).is_file()
     assert no_network == []
+
+
+def test_a_save_killed_midway_keeps_the_previous_checkpoints(tmp_path: Path):
+    setup_ultralytics()
+    import ultralytics.engine.trainer as trainer
+
+    from fer_yolo.utils.ultralytics_env import atomic_checkpoints
+
+    assert hasattr(trainer.BaseTrainer.save_model, "__wrapped__")  # the trainer's own save is wrapped
+
+    class Run:  # what save_model uses of a trainer: it writes last, then best
+        last, best, fail = tmp_path / "last.pt", tmp_path / "best.pt", True
+
+        def save_model(self):
+            self.last.write_bytes(b"epoch 2")
+            self.best.write_bytes(b"epoch")  # killed in the middle of best.pt
+            if self.fail:
+                raise KeyboardInterrupt
+            self.best.write_bytes(b"epoch 2")
+            return True
+
+    Run.last.write_bytes(b"epoch 1")
+    Run.best.write_bytes(b"epoch 1")
+    save, run = atomic_checkpoints(Run.save_model), Run()
+    with pytest.raises(KeyboardInterrupt):
+        save(run)
+    assert (Run.last.read_bytes(), Run.best.read_bytes()) == (b"epoch 1", b"epoch 1")
+    assert (run.last, run.best) == (Run.last, Run.best)
+    run.fail = False
+    assert save(run) is True
+    assert (Run.last.read_bytes(), Run.best.read_bytes()) == (b"epoch 2", b"epoch 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # nothing partial left

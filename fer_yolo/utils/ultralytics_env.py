@@ -3,11 +3,13 @@
 ultralytics would otherwise reach the network for fonts (plots), the AMP check weights, hub and
 analytics, and write settings into the user's config folder. Here it gets its own config folder
 under fer-yolo's cache, YOLO_OFFLINE=1, sync off, a local font so plots never download one, and an
-AMP check that compares the model being trained in fp32 and fp16 instead of downloading a model.
+AMP check that compares the model being trained in fp32 and fp16 instead of downloading a model; its
+checkpoints are written under temporary names and renamed when whole.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -64,6 +66,10 @@ def setup_ultralytics() -> None:
     import ultralytics.engine.trainer as trainer
 
     trainer.check_amp = check_amp_offline
+    # The trainer writes last.pt and best.pt in place every epoch: a kill during the write would leave a
+    # truncated last.pt that no resume can read.
+    if not hasattr(trainer.BaseTrainer.save_model, "__wrapped__"):
+        trainer.BaseTrainer.save_model = atomic_checkpoints(trainer.BaseTrainer.save_model)
     # ULTRALYTICS_SAFE_LOAD covers torch_safe_load only: ultralytics' own torch_load defaults to
     # weights_only=False, and the trainer calls it on best.pt and last.pt at the end of every run
     # (strip_optimizer), so a crafted best.pt in a resumed run folder would run its code. Every module that
@@ -74,6 +80,29 @@ def setup_ultralytics() -> None:
     for module in (patches, torch_utils, tasks, trainer):
         if hasattr(module, "torch_load"):
             module.torch_load = allow_list_torch_load
+
+
+def atomic_checkpoints(save_model):
+    """Wrap a trainer's `save_model` so that its `last` and `best` checkpoints are written under temporary
+    names (not *.pt) and renamed over the old files once the whole save succeeded."""
+
+    @functools.wraps(save_model)
+    def save(self):
+        final = {"last": self.last, "best": self.best}
+        partial = {k: p.with_name(f".{p.name}.partial") for k, p in final.items()}
+        for p in partial.values():  # what a killed save left
+            p.unlink(missing_ok=True)
+        self.last, self.best = partial["last"], partial["best"]
+        try:
+            saved = save_model(self)
+        finally:
+            self.last, self.best = final["last"], final["best"]
+        for k, p in partial.items():
+            if p.exists():
+                os.replace(p, final[k])
+        return saved
+
+    return save
 
 
 def allow_list_torch_load(f, *args, **kwargs):
