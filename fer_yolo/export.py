@@ -93,8 +93,10 @@ def weights_kind(weights: Path) -> str:
     """ "emotion" for a fer-yolo emotion checkpoint or the fer package's .hdf5, else "detector".
 
     Raises:
-        WeightsError: An .onnx file (already exported).
+        WeightsError: A missing file, or an .onnx file (already exported).
     """
+    if not weights.is_file():
+        raise WeightsError(f"weights file not found: {weights}", "pass --weights with an existing file")
     if weights.suffix.lower() in (".hdf5", ".h5"):
         return "emotion"
     if weights.suffix.lower() == ".onnx":
@@ -117,8 +119,6 @@ def export_model(
         WeightsError: The file is missing or is neither kind of fer-yolo weights.
     """
     weights = Path(weights).expanduser()
-    if not weights.is_file():
-        raise WeightsError(f"weights file not found: {weights}", "pass --weights with an existing file")
     kind = weights_kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
     out = Path(out_dir) / f"{name or weights.stem}.onnx"
