@@ -122,16 +122,17 @@ def export_model(
     kind = weights_kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
     out = Path(out_dir) / f"{name or weights.stem}.onnx"
-    if kind == "emotion":
-        export_onnx(model, out, example, dynamic, opset)
-    else:
-        export_detector_onnx(model, out, opset)
     metadata = metadata | {
         "source": weights.name,
         "source_sha256": file_digest(weights),
         "producer": "fer-yolo",
     }
-    _write_metadata(out, metadata)
+    with atomic_path(out) as tmp:  # published with its metadata, or not at all
+        if kind == "emotion":
+            export_onnx(model, tmp, example, dynamic, opset)
+        else:
+            export_detector_onnx(model, tmp, opset)
+        _write_metadata(tmp, metadata)
     with torch.inference_mode():
         expected = model.float().eval()(example)
     expected = expected[0] if isinstance(expected, (tuple, list)) else expected

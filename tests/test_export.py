@@ -190,3 +190,15 @@ def test_metadata_of_a_file_rewritten_in_place_is_read_again(tmp_path: Path):
     assert onnx_metadata(path)["kind"] == "emotion"
     write("face-detector")  # e.g. an export written again to the same path
     assert onnx_metadata(path)["kind"] == "face-detector"
+
+
+def test_an_export_stopped_before_its_metadata_leaves_no_file(face_weights: Path, tmp_path: Path, monkeypatch):
+    import fer_yolo.export as export
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_metadata", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_model(face_weights, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # not a file without metadata, which every loader would refuse
