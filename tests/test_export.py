@@ -192,7 +192,7 @@ def test_metadata_of_a_file_rewritten_in_place_is_read_again(tmp_path: Path):
     assert onnx_metadata(path)["kind"] == "face-detector"
 
 
-def test_an_export_stopped_before_its_metadata_leaves_no_file(face_weights: Path, tmp_path: Path, monkeypatch):
+def test_an_export_stopped_before_its_metadata_leaves_none(face_weights: Path, tmp_path: Path, monkeypatch):
     import fer_yolo.export as export
 
     def killed(*args):
