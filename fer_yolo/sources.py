@@ -231,6 +231,23 @@ class VideoFileSource(FrameSource):
         self.cap.release()
 
 
+def evenly_timed(path: str | Path) -> bool:
+    """Whether a video file's frames are evenly spaced in time, from its packets' timestamps (nothing is
+    decoded). Only then does `VideoFileSource(start_frame=...)` land on the frame asked for: OpenCV seeks to
+    index / fps, which on a variable-frame-rate video, or one with dropped frames, can be frames away.
+    """
+    import av  # PyAV (supervision's dependency too): OpenCV does not expose packet timestamps
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            pts = np.sort([p.pts for p in container.demux(stream) if p.pts is not None])
+    except (av.FFmpegError, IndexError):  # unreadable, or no video stream
+        return False
+    steps = np.diff(pts)
+    return len(steps) > 0 and steps.min() > 0 and steps.max() <= 1.5 * np.median(steps)
+
+
 class ImageSource(FrameSource):
     """A list of image files; unreadable ones are skipped, logged and listed in `skipped`."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fractions
 import functools
 import http.server
 import shutil
@@ -10,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fer_yolo.errors import SourceError
@@ -18,12 +16,14 @@ from fer_yolo.sources import (
     ImageSource,
     LiveSource,
     VideoFileSource,
+    evenly_timed,
     expand_spec,
     is_live,
     open_sources,
     public_url,
 )
 from tests.helpers.marks import NO_WEBCAM
+from tests.helpers.videos import write_timed_clip
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 640x360, 29.97 fps, 275 frames
 
@@ -37,26 +37,15 @@ def test_video_file_yields_every_frame_with_media_time(media: Path):
     assert frames[-1].t_s == pytest.approx(274 / 29.97, abs=0.01)
 
 
-def test_variable_frame_rate_video_keeps_its_presentation_times(tmp_path: Path):
-    av = pytest.importorskip("av", reason="PyAV (installed with supervision) writes the test clip")
+def test_variable_frame_rate_video_keeps_its_presentation_times(media: Path, tmp_path: Path):
     times_ms = [0, 40, 80, 120, 600, 640, 680, 1500, 1540]  # a phone's camera slowing down in the dark, twice
-    path = tmp_path / "vfr.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.codec_context.time_base = fractions.Fraction(1, 1000)
-        for i, t in enumerate(times_ms):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 25 * i, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = t, fractions.Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = write_timed_clip(tmp_path / "vfr.mp4", times_ms)
     with VideoFileSource(path) as source:
-        frames = list(source)
-    assert [f.t_s for f in frames] == pytest.approx([t / 1000 for t in times_ms], abs=1e-3)
-    with VideoFileSource(path, vid_stride=2, start_frame=3) as source:  # a batch segment lands on the same
-        segment = list(source)
-    assert [(f.index, f.t_s) for f in segment] == [(f.index, f.t_s) for f in frames[3::2]]
-    assert [round(f.image.mean() / 25) for f in segment] == [3, 5, 7]
+        assert [f.t_s for f in source] == pytest.approx([t / 1000 for t in times_ms], abs=1e-3)
+    # its frames cannot be sought by index (OpenCV seeks to index / fps): batch keeps such a video whole
+    assert not evenly_timed(path) and evenly_timed(media / CLIP)
+    steady = write_timed_clip(tmp_path / "steady.mp4", list(range(0, 360, 40)))
+    assert evenly_timed(steady) and not evenly_timed(tmp_path / "missing.mp4")
 
 
 def test_video_decoding_uses_opencvs_thread_count(media: Path):

@@ -20,7 +20,7 @@ import cv2
 from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.errors import SourceError
 from fer_yolo.runner import unique_name
-from fer_yolo.sources import VIDEO_SUFFIXES, expand_spec, is_glob, known_fps, safe_stem
+from fer_yolo.sources import VIDEO_SUFFIXES, evenly_timed, expand_spec, is_glob, known_fps, safe_stem
 
 LOGGER = logging.getLogger(__name__)
 #: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
@@ -177,7 +177,8 @@ def longest_first(units: list[Unit]) -> list[Unit]:
 def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, int | None, int | None]]:
     """Equal [start, end) frame ranges of at most segment_s, with the frames each should hold; the last runs
     to the end of the file (headers can be a few frames off). A video without a usable header is one unit
-    of unknown length (as is a missing file, which its unit records as failed)."""
+    of unknown length (as is a missing file, which its unit records as failed), and one whose frames are
+    not evenly timed is one unit (a segment's seek could land on another frame)."""
     if not path.is_file():
         return [(0, None, None)]
     cap = cv2.VideoCapture(str(path))
@@ -188,6 +189,11 @@ def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, 
     if frames <= 0:  # unreadable, or no length in its header
         return [(0, None, None)]
     if segment_s <= 0 or not known_fps(fps):
+        return [(0, None, frames)]
+    if not evenly_timed(path):
+        LOGGER.warning(
+            "%s: frames not evenly timed (variable frame rate): processed whole, not in segments", path
+        )
         return [(0, None, frames)]
     count = math.ceil(frames / (segment_s * fps))
     length = math.ceil(math.ceil(frames / count) / vid_stride) * vid_stride  # starts on processed frames

@@ -9,6 +9,7 @@ import pytest
 
 from fer_yolo.batch.units import collect_files, longest_first, plan_units, read_list
 from fer_yolo.errors import ConfigError, SourceError
+from tests.helpers.videos import write_timed_clip
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 29.97 fps, 275 frames: 9.2 s
 SHORT = "sihanwang_video/test.mp4"  # 29.3 fps, 132 frames: 4.5 s
@@ -30,6 +31,16 @@ def test_long_videos_are_cut_into_segments(media: Path, segment_s, stride, range
     ends = [e or 275 for _, e in ranges]  # the header's 275 frames, every stride-th processed
     assert [u.expected_frames for u in units] == [-(-(e - s) // stride) for (s, _), e in zip(ranges, ends)]
     assert len({u.id for u in units}) == len(units) and {u.stem for u in units} == {"short_hamilton_clip"}
+
+
+def test_a_variable_frame_rate_video_is_not_cut(tmp_path: Path):
+    def ranges(path: Path) -> list[tuple]:
+        return [(u.start_frame, u.end_frame) for u in plan_units([path], 1.0, 1)]
+
+    steady = write_timed_clip(tmp_path / "steady.mp4", list(range(0, 2400, 40)))  # 60 frames, 25 fps: 2.4 s
+    assert ranges(steady) == [(0, 20), (20, 40), (40, None)]
+    varying = write_timed_clip(tmp_path / "vfr.mp4", [40 * i + 160 * (i > 20) for i in range(60)])
+    assert ranges(varying) == [(0, None)]  # a segment's seek could land frames away
 
 
 def test_unit_ids_are_stable_and_name_what_they_cover(media: Path, tmp_path: Path):
