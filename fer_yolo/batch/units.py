@@ -190,12 +190,12 @@ def _segments(path: Path, segment_s: float, vid_stride: int) -> list[tuple[int, 
         return [(0, None, None)]
     if segment_s <= 0 or not known_fps(fps):
         return [(0, None, frames)]
-    if not evenly_timed(path):
+    count = math.ceil(frames / (segment_s * fps))
+    if count > 1 and not evenly_timed(path):
         LOGGER.warning(
             "%s: frames not evenly timed (variable frame rate): processed whole, not in segments", path
         )
-        return [(0, None, frames)]
-    count = math.ceil(frames / (segment_s * fps))
+        count = 1
     length = math.ceil(math.ceil(frames / count) / vid_stride) * vid_stride  # starts on processed frames
     starts = list(range(0, frames, length))
     return [(s, e, (e or frames) - s) for s, e in zip(starts, starts[1:] + [None])]
