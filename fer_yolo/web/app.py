@@ -10,6 +10,7 @@ import base64
 import logging
 import re
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     limits = {"/api/image": serve["max_image_mb"], "/api/videos": serve["max_video_mb"]}
     app.add_middleware(BodyLimit, limits_mb=limits)
     # Outermost: a request over the limit is answered before anything reads its body (a video upload is
-    # stored whole before its route can reserve a job: at most max_jobs arrive at once).
+    # stored whole before its route can reserve a job: the jobs already active count against it too).
     in_flight = {"/api/image": serve["max_image_requests"], "/api/videos": serve["max_jobs"]}
-    app.add_middleware(InFlightLimit, limits=in_flight)
+    app.add_middleware(InFlightLimit, limits=in_flight, taken={"/api/videos": jobs.active})
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -219,10 +220,13 @@ class InFlightLimit:
 
     Each waiting image upload holds its body (Starlette parses it before the route runs, and the server
     accepts any number of connections): without a bound, a burst of 20 MB uploads holds them all.
+    `taken` counts, per path, slots held outside the requests in progress (video jobs queued or running).
     """
 
-    def __init__(self, app, limits: dict[str, int]) -> None:
-        self.app, self.limits = app, limits
+    def __init__(
+        self, app, limits: dict[str, int], taken: dict[str, Callable[[], int]] | None = None
+    ) -> None:
+        self.app, self.limits, self.taken = app, limits, taken or {}
         self.active = dict.fromkeys(limits, 0)  # changed on the event loop only: no lock needed
 
     async def __call__(self, scope, receive, send) -> None:
@@ -230,7 +234,8 @@ class InFlightLimit:
         if path not in self.limits:
             await self.app(scope, receive, send)
             return
-        if self.active[path] >= self.limits[path]:
+        taken = self.taken.get(path)
+        if self.active[path] + (taken() if taken else 0) >= self.limits[path]:
             message = f"too many requests to {path} at once (limit {self.limits[path]}); try again shortly"
             busy = JSONResponse({"error": message}, status_code=429, headers={"Retry-After": "1"})
             await busy(scope, receive, send)

@@ -101,12 +101,19 @@ class VideoJobs:
         self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="video-job")
 
+    def active(self) -> int:
+        """Jobs reserved for an arriving upload, queued or running."""
+        with self._lock:
+            return self._active()
+
+    def _active(self) -> int:
+        return len(self._reserved) + sum(j.status in ("queued", "running") for j in self.jobs.values())
+
     def reserve(self) -> tuple[str, Path] | None:
         """A job id and its private folder for an upload, or None when max_jobs are already active."""
         self.expire()
         with self._lock:
-            active = len(self._reserved) + sum(j.status in ("queued", "running") for j in self.jobs.values())
-            if active >= self.max_jobs:
+            if self._active() >= self.max_jobs:
                 return None
             job_id = uuid.uuid4().hex
             self._reserved.add(job_id)

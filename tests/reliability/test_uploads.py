@@ -204,8 +204,9 @@ def test_video_uploads_over_max_jobs_are_refused_before_their_body_is_stored(
         finally:
             release.set()
         accepted = first.result(timeout=60)
+        busy = upload("c")  # "a" is now a job, queued or running: its slot is taken
     assert refused.status_code == 429 and "limit 1" in refused.json()["error"] and "b" not in read
-    assert accepted.status_code == 202
+    assert accepted.status_code == 202 and busy.status_code == 429 and "c" not in read
 
 
 @pytest.mark.slow
