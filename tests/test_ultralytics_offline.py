@@ -81,3 +81,24 @@ def test_a_save_killed_midway_keeps_the_previous_checkpoints(tmp_path: Path):
     assert save(run) is True
     assert (Run.last.read_bytes(), Run.best.read_bytes()) == (b"epoch 2", b"epoch 2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]  # nothing partial left
+
+
+def test_the_final_strip_is_written_whole_or_not_at_all(tmp_path: Path):
+    setup_ultralytics()
+    import ultralytics.engine.trainer as trainer
+
+    from fer_yolo.utils.ultralytics_env import atomic_strip
+
+    assert hasattr(trainer.strip_optimizer, "__wrapped__")  # what the trainer calls at the end of a run
+    best = tmp_path / "best.pt"
+    best.write_bytes(b"trained")
+
+    def killed(f, s="", updates=None):
+        Path(s or f).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_strip(killed)(best)
+    assert best.read_bytes() == b"trained"
+    assert atomic_strip(trainer.strip_optimizer.__wrapped__)(best) == {}  # not a checkpoint: left as it is
+    assert best.read_bytes() == b"trained"

@@ -117,8 +117,11 @@ def train_detector(
             )
         for pt in sorted(last.parent.glob("*.pt")):  # the trainer reads best.pt too, when it ends
             load_yolo_checkpoint(pt)  # the allow-list loader: a file that needs code is refused here
-        run = last.parent.parent
-        if load_yolo_checkpoint(last).get("epoch", -1) == -1:  # ultralytics would start over, on COCO8
+        run, ckpt = last.parent.parent, load_yolo_checkpoint(last)
+        epoch, epochs = ckpt.get("epoch", -1), (ckpt.get("train_args") or {}).get("epochs", 0)
+        # stripped at the end (epoch -1: ultralytics would start over, on COCO8), or killed after its last
+        # epoch was saved but before that (ultralytics would fail an assertion)
+        if epoch == -1 or 0 < epochs <= epoch + 1:
             LOGGER.info("%s finished: nothing to resume", run)
             return run
         with _refused_as_weights_error(last):

@@ -4,7 +4,8 @@ ultralytics would otherwise reach the network for fonts (plots), the AMP check w
 analytics, and write settings into the user's config folder. Here it gets its own config folder
 under fer-yolo's cache, YOLO_OFFLINE=1, sync off, a local font so plots never download one, and an
 AMP check that compares the model being trained in fp32 and fp16 instead of downloading a model; its
-checkpoints are written under temporary names and renamed when whole.
+checkpoints (every epoch's and the stripped final ones) are written under temporary names and renamed when
+whole.
 """
 
 from __future__ import annotations
@@ -66,10 +67,12 @@ def setup_ultralytics() -> None:
     import ultralytics.engine.trainer as trainer
 
     trainer.check_amp = check_amp_offline
-    # The trainer writes last.pt and best.pt in place every epoch: a kill during the write would leave a
-    # truncated last.pt that no resume can read.
+    # The trainer writes last.pt and best.pt in place every epoch, and once more at the end (stripped of the
+    # optimizer): a kill during a write would leave a truncated file that no resume or user can read.
     if not hasattr(trainer.BaseTrainer.save_model, "__wrapped__"):
         trainer.BaseTrainer.save_model = atomic_checkpoints(trainer.BaseTrainer.save_model)
+    if not hasattr(trainer.strip_optimizer, "__wrapped__"):
+        trainer.strip_optimizer = atomic_strip(trainer.strip_optimizer)
     # ULTRALYTICS_SAFE_LOAD covers torch_safe_load only: ultralytics' own torch_load defaults to
     # weights_only=False, and the trainer calls it on best.pt and last.pt at the end of every run
     # (strip_optimizer), so a crafted best.pt in a resumed run folder would run its code. Every module that
@@ -103,6 +106,23 @@ def atomic_checkpoints(save_model):
         return saved
 
     return save
+
+
+def atomic_strip(strip_optimizer):
+    """Wrap ultralytics' `strip_optimizer(f, s="", updates=None)` so that it writes a temporary file and
+    renames it over its target (`s`, or `f` itself) once whole."""
+
+    @functools.wraps(strip_optimizer)
+    def strip(f, s="", updates=None):
+        target = Path(s or f)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.unlink(missing_ok=True)
+        stripped = strip_optimizer(f, str(partial), updates)
+        if partial.exists():  # not written when `f` is not a checkpoint (a warning, and {})
+            os.replace(partial, target)
+        return stripped
+
+    return strip
 
 
 def allow_list_torch_load(f, *args, **kwargs):

@@ -152,6 +152,11 @@ def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, t
         train_detector(cfg)
     run = tmp_path / "runs/t"
     assert len((run / "results.csv").read_text().splitlines()) == 2  # header + epoch 1
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(BaseTrainer, "_do_train", stop_after_first_epoch)
+        train_detector(dataclasses.replace(cfg, epochs=1, name="one"))  # stopped after its last epoch's save
+    one = tmp_path / "runs/one"
+    assert train_detector(cfg, resume=one) == one  # finished (ultralytics would fail an assertion)
     monkeypatch.chdir(tmp_path / "wider/images")
     moved = run.rename(tmp_path / "moved")  # a run folder renamed, or copied to another machine
     assert train_detector(cfg, resume=moved) == moved and not run.exists()
