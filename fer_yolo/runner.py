@@ -9,6 +9,7 @@ far is finalised and the report says the run was interrupted.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -207,6 +208,20 @@ def project_folder(cfg: dict, command: str = "stream") -> Path:
     return Path(cfg["project"] or f"runs/{command}").expanduser()
 
 
+def earlier_runs(project: Path) -> list[Path]:
+    """The folders of `project` that hold a finished run: their report.json names them (a folder of the
+    user's with another report.json, e.g. a convert output, is not one)."""
+    runs = []
+    for folder in project.iterdir():
+        try:
+            report = json.loads((folder / "report.json").read_text())
+        except (OSError, ValueError):  # no report (not a run, or one killed before it ended)
+            continue
+        if isinstance(report, dict) and Path(str(report.get("run_dir"))).name == folder.name:
+            runs.append(folder)
+    return runs
+
+
 def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     """Run the pipeline over every source of `cfg["source"]`, writing the outputs `cfg` asks for.
 
@@ -231,7 +246,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     stems: set[str] = set()
     # earlier runs' outputs are not inputs (`fer-yolo predict .` run twice): the project folder, or where
     # it is the folder read (`--project .`), its run folders
-    outputs = [project, run_dir, *(d for d in project.iterdir() if (d / "report.json").is_file())]
+    outputs = [project, run_dir, *earlier_runs(project)]
     sources = open_sources(
         str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=outputs
     )

@@ -231,11 +231,15 @@ def test_a_second_run_on_a_folder_does_not_read_the_first_runs_outputs(
     # and `fer-yolo predict . --project .` twice: the run folders are then in the folder read
     (here := tmp_path / "here").mkdir()
     shutil.copy(media / "face_recognition/obama.jpg", here / "obama.jpg")
+    (here / "mine").mkdir()  # a folder of the user's with a report.json of its own is still read
+    shutil.copy(media / "face_recognition/obama.jpg", here / "mine/obama.jpg")
+    (here / "mine/report.json").write_text('{"converted": 1}')
     reports += [run(pipeline, stream_cfg(cfg, here, here), quiet=True) for _ in range(2)]
     assert (reports[0].run_dir / "images/obama.jpg").is_file() and reports[3].run_dir.parent == here
     for report in reports:
         records = (report.run_dir / "predictions.jsonl").read_text().splitlines()
-        assert [Path(json.loads(line)["source"]).name for line in records] == ["obama.jpg"]
+        expected = ["obama.jpg"] * (2 if report.run_dir.parent == here else 1)
+        assert [Path(json.loads(line)["source"]).name for line in records] == expected
 
 
 def test_folder_run_reports_the_files_it_could_not_read(cfg: dict, pipeline: Pipeline, media, tmp_path):
