@@ -104,6 +104,9 @@ def weights_kind(weights: Path) -> str:
     try:
         ckpt = load_checkpoint(weights)
     except WeightsError:  # ultralytics checkpoints hold modules: only its allow-list loader reads them
+        from fer_yolo.detectors.yolo import load_yolo_checkpoint
+
+        load_yolo_checkpoint(weights)  # neither kind: its WeightsError, before anything is written
         return "detector"
     return "emotion" if isinstance(ckpt, dict) and "meta" in ckpt else "detector"
 
