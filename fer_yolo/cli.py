@@ -464,6 +464,11 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
         ferplus = str(shared / "ferplus")  # the shared data's FER+ labels, when it has them
     if e["margins"]:
         ferplus = ""  # FER+ labels name FER2013's stored crops
+        if cfg["pipeline"]["detector"] != "yolo":
+            raise ConfigError(
+                f"--margins cuts faces from YOLO boxes, not {cfg['pipeline']['detector']}'s",
+                "leave pipeline.detector at yolo (other YOLO weights: --set pipeline.detector_weights=FILE)",
+            )
     table = evaluate_emotion_models(
         args.weights,
         data,

@@ -35,6 +35,10 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
     ("args", "message"),
     [
         (["eval", "emotion", "--weights", "missing.pt"], "weights file not found"),
+        (
+            ["eval", "emotion", "--weights", "w.pt", "--margins", "0.1", "--set", "pipeline.detector=mtcnn"],
+            "--margins cuts faces from YOLO boxes, not mtcnn's",
+        ),
         (["eval", "detector", "--weights", "missing.pt", "--compare"], "YOLO face weights not found"),
         (["eval", "detector", "--compare", "nope"], "unknown detector 'nope'"),
         (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
