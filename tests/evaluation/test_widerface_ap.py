@@ -239,7 +239,7 @@ def test_timing_passes_take_turns_and_time_each_detector(holdout, widerface):
             time.sleep(self.delay_s)
             return super().detect_batch(images)
 
-    images = [wap.read_image(widerface / r.path) for r in holdout[:2]]
+    images = [widerface / r.path for r in holdout[:2]]
     fast, slow = time_detectors([Recording("a", 0.0), Recording("b", 0.02)], images, passes=3, threads=None)
     assert calls == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # every other pass reversed
     assert len(fast) == len(slow) == 3 and max(slow) < 50 < min(fast)  # 20 ms an image: under 50 images/s
