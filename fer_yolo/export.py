@@ -104,11 +104,13 @@ def weights_kind(weights: Path) -> str:
     try:
         ckpt = load_checkpoint(weights)
     except WeightsError:  # ultralytics checkpoints hold modules: only its allow-list loader reads them
-        from fer_yolo.detectors.yolo import load_yolo_checkpoint
+        ckpt = None
+    if isinstance(ckpt, dict) and "meta" in ckpt:
+        return "emotion"
+    from fer_yolo.detectors.yolo import load_yolo_checkpoint
 
-        load_yolo_checkpoint(weights)  # neither kind: its WeightsError, before anything is written
-        return "detector"
-    return "emotion" if isinstance(ckpt, dict) and "meta" in ckpt else "detector"
+    load_yolo_checkpoint(weights)  # neither kind: its WeightsError, before anything is written
+    return "detector"
 
 
 def export_model(

@@ -209,15 +209,16 @@ def project_folder(cfg: dict, command: str = "stream") -> Path:
 
 
 def earlier_runs(project: Path) -> list[Path]:
-    """The folders of `project` that hold a finished run: their report.json names them (a folder of the
-    user's with another report.json, e.g. a convert output, is not one)."""
+    """The folders of `project` that hold a finished run: a report.json with a run report's keys (a folder of
+    the user's with another report.json, e.g. a convert output, is not one; a renamed run still is)."""
+    keys = set(RunReport(project, {}).to_dict())
     runs = []
     for folder in project.iterdir():
         try:
             report = json.loads((folder / "report.json").read_text())
         except (OSError, ValueError):  # no report (not a run, or one killed before it ended)
             continue
-        if isinstance(report, dict) and Path(str(report.get("run_dir"))).name == folder.name:
+        if isinstance(report, dict) and keys <= report.keys():
             runs.append(folder)
     return runs
 

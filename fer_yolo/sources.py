@@ -232,20 +232,30 @@ class VideoFileSource(FrameSource):
 
 
 def evenly_timed(path: str | Path) -> bool:
-    """Whether a video file's frames are evenly spaced in time, from its packets' timestamps (nothing is
-    decoded). Only then does `VideoFileSource(start_frame=...)` land on the frame asked for: OpenCV seeks to
-    index / fps, which on a variable-frame-rate video, or one with dropped frames, can be frames away.
+    """Whether a video file's frames lie on one even time grid (no frame more than half a step off it), from
+    its index or its packets' timestamps (nothing is decoded). Only then does
+    `VideoFileSource(start_frame=...)` land on the frame asked for: OpenCV seeks to index / fps, which on a
+    variable-frame-rate video, or one with dropped frames, can be frames away.
     """
     import av  # PyAV (supervision's dependency too): OpenCV does not expose packet timestamps
 
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            pts = np.sort([p.pts for p in container.demux(stream) if p.pts is not None])
-    except (av.FFmpegError, IndexError):  # unreadable, or no video stream
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.best("video")
+            if stream is None:
+                return False
+            entries = stream.index_entries  # an MP4's sample table: every frame, without reading the file
+            if stream.frames > 1 and len(entries) == stream.frames:
+                times = [e.timestamp for e in entries]
+            else:
+                times = [p.pts for p in container.demux(stream) if p.pts is not None]
+    except av.FFmpegError:  # unreadable, or no video stream
         return False
-    steps = np.diff(pts)
-    return len(steps) > 0 and steps.min() > 0 and steps.max() <= 1.5 * np.median(steps)
+    t = np.sort(np.asarray(times, np.float64))
+    if len(t) < 2 or t[-1] <= t[0]:
+        return False
+    step = (t[-1] - t[0]) / (len(t) - 1)
+    return bool(np.abs(t - t[0] - step * np.arange(len(t))).max() < step / 2)
 
 
 class ImageSource(FrameSource):

@@ -168,6 +168,8 @@ def test_int8_needs_its_data_first(face_weights: Path, tmp_path: Path):
     assert main(["export", "--weights", str(face_weights), str(tmp_path / "typo.pt"), "--out", str(out)]) == 2
     (notes := tmp_path / "notes.txt").write_text("not weights")
     assert main(["export", "--weights", str(face_weights), str(notes), "--out", str(out)]) == 2
+    torch.save({"conv.weight": torch.zeros(1)}, state := tmp_path / "state_dict.pt")  # neither kind
+    assert main(["export", "--weights", str(face_weights), str(state), "--out", str(out)]) == 2
     assert not out.exists()
     with pytest.raises(WeightsError, match="already an ONNX file"):
         export_model(exported, out)

@@ -234,11 +234,13 @@ def test_a_second_run_on_a_folder_does_not_read_the_first_runs_outputs(
     (here / "mine").mkdir()  # a folder of the user's with a report.json of its own is still read
     shutil.copy(media / "face_recognition/obama.jpg", here / "mine/obama.jpg")
     (here / "mine/report.json").write_text('{"converted": 1}')
-    reports += [run(pipeline, stream_cfg(cfg, here, here), quiet=True) for _ in range(2)]
-    assert (reports[0].run_dir / "images/obama.jpg").is_file() and reports[3].run_dir.parent == here
-    for report in reports:
-        records = (report.run_dir / "predictions.jsonl").read_text().splitlines()
-        expected = ["obama.jpg"] * (2 if report.run_dir.parent == here else 1)
+    first = run(pipeline, stream_cfg(cfg, here, here), quiet=True).run_dir
+    first.rename(here / "take1")  # a run folder the user renamed is still a run folder
+    reports.append(run(pipeline, stream_cfg(cfg, here, here), quiet=True))
+    assert (reports[0].run_dir / "images/obama.jpg").is_file() and reports[2].run_dir.parent == here
+    for folder in [r.run_dir for r in reports] + [here / "take1"]:
+        records = (folder / "predictions.jsonl").read_text().splitlines()
+        expected = ["obama.jpg"] * (2 if folder.parent == here else 1)
         assert [Path(json.loads(line)["source"]).name for line in records] == expected
 
 

@@ -70,9 +70,9 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     limits = {"/api/image": serve["max_image_mb"], "/api/videos": serve["max_video_mb"]}
     app.add_middleware(BodyLimit, limits_mb=limits)
     # Outermost: a request over the limit is answered before anything reads its body (a video upload is
-    # stored whole before its route can reserve a job: the jobs already active count against it too).
+    # stored whole before its route can reserve a job: uploads in progress and jobs queued or running count).
     in_flight = {"/api/image": serve["max_image_requests"], "/api/videos": serve["max_jobs"]}
-    app.add_middleware(InFlightLimit, limits=in_flight, taken={"/api/videos": jobs.active})
+    app.add_middleware(InFlightLimit, limits=in_flight, taken={"/api/videos": jobs.busy})
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:

@@ -101,19 +101,19 @@ class VideoJobs:
         self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="video-job")
 
-    def active(self) -> int:
-        """Jobs reserved for an arriving upload, queued or running."""
+    def busy(self) -> int:
+        """Jobs queued or running (not those whose upload is still arriving)."""
         with self._lock:
-            return self._active()
+            return self._busy()
 
-    def _active(self) -> int:
-        return len(self._reserved) + sum(j.status in ("queued", "running") for j in self.jobs.values())
+    def _busy(self) -> int:
+        return sum(j.status in ("queued", "running") for j in self.jobs.values())
 
     def reserve(self) -> tuple[str, Path] | None:
         """A job id and its private folder for an upload, or None when max_jobs are already active."""
         self.expire()
         with self._lock:
-            if self._active() >= self.max_jobs:
+            if len(self._reserved) + self._busy() >= self.max_jobs:
                 return None
             job_id = uuid.uuid4().hex
             self._reserved.add(job_id)

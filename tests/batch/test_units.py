@@ -41,6 +41,8 @@ def test_a_variable_frame_rate_video_is_not_cut(tmp_path: Path):
     assert ranges(steady) == [(0, 20), (20, 40), (40, None)]
     varying = write_timed_clip(tmp_path / "vfr.mp4", [40 * i + 160 * (i > 20) for i in range(60)])
     assert ranges(varying) == [(0, None)]  # a segment's seek could land frames away
+    slowing = [40 * i for i in range(30)] + [1200 + 50 * i for i in range(30)]  # 25 fps, then 20: no big step
+    assert ranges(write_timed_clip(tmp_path / "slowing.mp4", slowing)) == [(0, None)]
 
 
 def test_unit_ids_are_stable_and_name_what_they_cover(media: Path, tmp_path: Path):
