@@ -57,10 +57,10 @@ def evaluate_one(
 
 
 def time_detectors(
-    detectors: list[FaceDetector], images: list[Path], passes: int, threads: int | None
+    detectors: list[FaceDetector], gt: list, root: Path, passes: int, threads: int | None
 ) -> list[list[float]]:
-    """Images/s of each detector in each of `passes` timing passes over the image files (batch 1; only the
-    `detect` call on the decoded image is timed, as in `widerface_ap.run_detector`).
+    """Images/s of each detector in each of `passes` timing passes over the split's images
+    (`widerface_ap.run_detector`: batch 1, only the `detect` call on a decoded image is timed).
 
     The detectors take turns pass by pass, in reverse order every other pass, so that a machine that
     speeds up or slows down during the run (another process, heat) weighs on all of them alike.
@@ -70,13 +70,7 @@ def time_detectors(
         order = list(zip(detectors, speeds))
         for detector, row in order if p % 2 == 0 else order[::-1]:
             set_threads(threads)
-            elapsed = 0.0
-            for path in images:
-                image = wap.read_image(path)
-                t0 = time.perf_counter()
-                detector.detect(image)
-                elapsed += time.perf_counter() - t0
-            row.append(len(images) / elapsed)
+            row.append(wap.run_detector(detector, gt, root, warmup=0)[1])
     return speeds
 
 
@@ -151,8 +145,7 @@ def evaluate_detectors(
         evaluate_one(spec, det, gt, widerface_root, threads, warmup) for spec, det in zip(specs, detectors)
     ]
     if speed_passes:
-        images = [widerface_root / rec.path for rec in gt]
-        for r, speeds in zip(results, time_detectors(detectors, images, speed_passes, threads)):
+        for r, speeds in zip(results, time_detectors(detectors, gt, widerface_root, speed_passes, threads)):
             r["images_per_s"], r["speed_passes"] = float(np.median(speeds)), [round(v, 2) for v in speeds]
     if closeups:
         for r, det in zip(results, detectors):

@@ -115,9 +115,12 @@ def train_detector(
             raise WeightsError(
                 f"nothing to resume: {last} not found", "pass a run folder with weights/last.pt"
             )
-        for pt in sorted(last.parent.glob("*.pt")):  # the trainer reads best.pt too, when it ends
-            load_yolo_checkpoint(pt)  # the allow-list loader: a file that needs code is refused here
-        run, ckpt = last.parent.parent, load_yolo_checkpoint(last)
+        # the allow-list loader: a file that needs code is refused here (the trainer reads best.pt too)
+        ckpt = load_yolo_checkpoint(last)
+        for pt in sorted(last.parent.glob("*.pt")):
+            if pt.name != last.name:
+                load_yolo_checkpoint(pt)
+        run = last.parent.parent
         epoch, epochs = ckpt.get("epoch", -1), (ckpt.get("train_args") or {}).get("epochs", 0)
         # stripped at the end (epoch -1: ultralytics would start over, on COCO8), or killed after its last
         # epoch was saved but before that (ultralytics would fail an assertion)

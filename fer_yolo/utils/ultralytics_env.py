@@ -10,9 +10,11 @@ whole.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from fer_yolo.utils.paths import cache_dir
@@ -85,42 +87,45 @@ def setup_ultralytics() -> None:
             module.torch_load = allow_list_torch_load
 
 
+@contextlib.contextmanager
+def _replaced_if_written(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`, renamed over it when the block succeeds and wrote it.
+
+    Unlike `utils.io.atomic_path`, nothing is published when the block writes nothing (the trainer saves
+    best.pt only on a better epoch), and the name does not end in .pt (a glob for checkpoints skips it).
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)  # what a killed write left
+    yield partial
+    if partial.exists():
+        os.replace(partial, path)
+
+
 def atomic_checkpoints(save_model):
     """Wrap a trainer's `save_model` so that its `last` and `best` checkpoints are written under temporary
-    names (not *.pt) and renamed over the old files once the whole save succeeded."""
+    names and renamed over the old files once the whole save succeeded."""
 
     @functools.wraps(save_model)
     def save(self):
-        final = {"last": self.last, "best": self.best}
-        partial = {k: p.with_name(f".{p.name}.partial") for k, p in final.items()}
-        for p in partial.values():  # what a killed save left
-            p.unlink(missing_ok=True)
-        self.last, self.best = partial["last"], partial["best"]
-        try:
-            saved = save_model(self)
-        finally:
-            self.last, self.best = final["last"], final["best"]
-        for k, p in partial.items():
-            if p.exists():
-                os.replace(p, final[k])
-        return saved
+        last, best = self.last, self.best
+        with _replaced_if_written(last) as self.last, _replaced_if_written(best) as self.best:
+            try:
+                return save_model(self)
+            finally:
+                self.last, self.best = last, best
 
     return save
 
 
 def atomic_strip(strip_optimizer):
     """Wrap ultralytics' `strip_optimizer(f, s="", updates=None)` so that it writes a temporary file and
-    renames it over its target (`s`, or `f` itself) once whole."""
+    renames it over its target (`s`, or `f` itself) once whole (nothing when `f` is not a checkpoint:
+    ultralytics then warns and returns {})."""
 
     @functools.wraps(strip_optimizer)
     def strip(f, s="", updates=None):
-        target = Path(s or f)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.unlink(missing_ok=True)
-        stripped = strip_optimizer(f, str(partial), updates)
-        if partial.exists():  # not written when `f` is not a checkpoint (a warning, and {})
-            os.replace(partial, target)
-        return stripped
+        with _replaced_if_written(Path(s or f)) as partial:
+            return strip_optimizer(f, str(partial), updates)
 
     return strip
 

@@ -239,8 +239,8 @@ def test_timing_passes_take_turns_and_time_each_detector(holdout, widerface):
             time.sleep(self.delay_s)
             return super().detect_batch(images)
 
-    images = [widerface / r.path for r in holdout[:2]]
-    fast, slow = time_detectors([Recording("a", 0.0), Recording("b", 0.02)], images, passes=3, threads=None)
+    recorders = [Recording("a", 0.0), Recording("b", 0.02)]
+    fast, slow = time_detectors(recorders, holdout[:2], widerface, passes=3, threads=None)
     assert calls == ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]  # every other pass reversed
     assert len(fast) == len(slow) == 3 and max(slow) < 50 < min(fast)  # 20 ms an image: under 50 images/s
 
