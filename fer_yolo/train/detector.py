@@ -90,6 +90,36 @@ def _model_source(model: str) -> str:
     return str(path)
 
 
+def _finish(run: Path, last_ckpt: dict, device: str | None) -> None:
+    """What the trainer does after its last epoch, for a run killed before it got there: strip the optimizer
+    from best.pt and last.pt (keeping the EMA weights, as the trainer would; last.pt last, so that a kill
+    in between finishes again) and validate best.pt on the run's data (metrics logged, plots written into
+    the run folder when the run makes plots)."""
+    from ultralytics import YOLO
+    from ultralytics.engine import trainer  # its strip_optimizer: the atomic one (setup_ultralytics)
+
+    last, best = run / "weights" / "last.pt", run / "weights" / "best.pt"
+    LOGGER.info("%s: its last epoch was saved but not finished; finishing it", run)
+    if best.is_file():
+        trainer.strip_optimizer(best, updates={"train_results": last_ckpt.get("train_results")})
+    trainer.strip_optimizer(last)
+    if not best.is_file():
+        return
+    train_args = last_ckpt["train_args"]
+    with _refused_as_weights_error(best):
+        model = YOLO(str(best))
+    keys = ("data", "imgsz", "batch", "workers", "plots", "iou", "max_det")
+    metrics = model.val(
+        **{k: train_args[k] for k in keys if train_args.get(k) is not None},
+        device=device or train_args.get("device") or "",
+        project=str(run.parent),
+        name=run.name,
+        exist_ok=True,
+    )
+    box = metrics.box
+    LOGGER.info("%s on %s: mAP50 %.3f, mAP50-95 %.3f", best, train_args["data"], box.map50, box.map)
+
+
 def train_detector(
     cfg: DetectorTrainConfig, resume: str | Path | None = None, device: str | None = None
 ) -> Path:
@@ -122,10 +152,11 @@ def train_detector(
                 load_yolo_checkpoint(pt)
         run = last.parent.parent
         epoch, epochs = ckpt.get("epoch", -1), (ckpt.get("train_args") or {}).get("epochs", 0)
-        # stripped at the end (epoch -1: ultralytics would start over, on COCO8), or killed after its last
-        # epoch was saved but before that (ultralytics would fail an assertion)
-        if epoch == -1 or 0 < epochs <= epoch + 1:
+        if epoch == -1:  # stripped at the end (ultralytics would start over, on COCO8)
             LOGGER.info("%s finished: nothing to resume", run)
+            return run
+        if 0 < epochs <= epoch + 1:  # killed after its last epoch's save (ultralytics: an assertion fails)
+            _finish(run, ckpt, device)
             return run
         with _refused_as_weights_error(last):
             model = YOLO(str(last))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import cv2
@@ -133,7 +134,9 @@ def test_frozen_layers_keep_the_init_files_weights(tiny_wider_yaml: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, tmp_path: Path, monkeypatch):
+def test_interrupted_training_resumes_at_the_next_epoch(
+    tiny_wider_yaml: Path, tmp_path: Path, monkeypatch, caplog
+):
     from ultralytics.engine.trainer import BaseTrainer
 
     original = BaseTrainer._do_train
@@ -156,7 +159,13 @@ def test_interrupted_training_resumes_at_the_next_epoch(tiny_wider_yaml: Path, t
         m.setattr(BaseTrainer, "_do_train", stop_after_first_epoch)
         train_detector(dataclasses.replace(cfg, epochs=1, name="one"))  # stopped after its last epoch's save
     one = tmp_path / "runs/one"
-    assert train_detector(cfg, resume=one) == one  # finished (ultralytics would fail an assertion)
+    caplog.set_level(logging.INFO, logger="fer_yolo.train.detector")
+    assert load_yolo_checkpoint(one / "weights/last.pt")["optimizer"] is not None  # killed before the strip
+    assert train_detector(cfg, resume=one) == one  # finished here (ultralytics would fail an assertion)
+    for name in ("best.pt", "last.pt"):  # as the trainer leaves them, and validated
+        saved = load_yolo_checkpoint(one / "weights" / name)
+        assert saved["optimizer"] is None and saved["epoch"] == -1, name
+    assert f"{one / 'weights/best.pt'} on {tmp_path / cfg.data}: mAP50 " in caplog.text  # validated
     monkeypatch.chdir(tmp_path / "wider/images")
     moved = run.rename(tmp_path / "moved")  # a run folder renamed, or copied to another machine
     assert train_detector(cfg, resume=moved) == moved and not run.exists()
