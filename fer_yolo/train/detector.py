@@ -103,9 +103,10 @@ def _finish(run: Path, last_ckpt: dict, device: str | None) -> None:
     if best.is_file():
         trainer.strip_optimizer(best, updates={"train_results": last_ckpt.get("train_results")})
     trainer.strip_optimizer(last)
-    if not best.is_file():
-        return
     train_args = last_ckpt["train_args"]
+    if not best.is_file() or not Path(train_args["data"]).is_file():
+        LOGGER.warning("%s not validated: %s", best, "no best.pt" if not best.is_file() else "data not found")
+        return
     with _refused_as_weights_error(best):
         model = YOLO(str(best))
     keys = ("data", "imgsz", "batch", "workers", "plots", "iou", "max_det")

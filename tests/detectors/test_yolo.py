@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
@@ -161,11 +162,17 @@ def test_interrupted_training_resumes_at_the_next_epoch(
     one = tmp_path / "runs/one"
     caplog.set_level(logging.INFO, logger="fer_yolo.train.detector")
     assert load_yolo_checkpoint(one / "weights/last.pt")["optimizer"] is not None  # killed before the strip
+    two = Path(shutil.copytree(one, tmp_path / "runs/two"))
     assert train_detector(cfg, resume=one) == one  # finished here (ultralytics would fail an assertion)
-    for name in ("best.pt", "last.pt"):  # as the trainer leaves them, and validated
-        saved = load_yolo_checkpoint(one / "weights" / name)
+    data = tmp_path / cfg.data
+    assert f"{one / 'weights/best.pt'} on {data}: mAP50 " in caplog.text  # validated
+    data.rename(data.with_suffix(".moved"))
+    assert train_detector(cfg, resume=two) == two  # its data gone: finished all the same, not validated
+    assert f"{two / 'weights/best.pt'} not validated: data not found" in caplog.text
+    data.with_suffix(".moved").rename(data)
+    for name in ("one/weights/best.pt", "one/weights/last.pt", "two/weights/best.pt", "two/weights/last.pt"):
+        saved = load_yolo_checkpoint(tmp_path / "runs" / name)  # as the trainer leaves them
         assert saved["optimizer"] is None and saved["epoch"] == -1, name
-    assert f"{one / 'weights/best.pt'} on {tmp_path / cfg.data}: mAP50 " in caplog.text  # validated
     monkeypatch.chdir(tmp_path / "wider/images")
     moved = run.rename(tmp_path / "moved")  # a run folder renamed, or copied to another machine
     assert train_detector(cfg, resume=moved) == moved and not run.exists()
