@@ -191,28 +191,29 @@ def check_teachers(cfg: EmotionTrainConfig) -> None:
             raise WeightsError(f"teacher weights not found: {teacher}", "pass existing emotion weight files")
 
 
-def teacher_probs(teachers: list[str], crops: CropSet, device: torch.device) -> torch.Tensor:
-    """The mean softmax (n, k) of `teachers` on each crop, each teacher with mirror TTA at its own input.
+def teacher_probs(
+    teachers: list[str],
+    view: Callable[[Preprocess], np.ndarray],
+    labels: np.ndarray,
+    device: torch.device,
+    amp: bool,
+) -> torch.Tensor:
+    """The mean softmax (n, k) of `teachers` on each training image, each with mirror TTA at its own input.
 
-    A teacher trained at another size or on other channels than the crops reads their files again.
+    Args:
+        view: A teacher's preprocessing -> every training image, un-augmented, as that teacher reads it
+            (uint8 (n, s, s, c) at its own size and channels).
+        labels: The training labels (logged: how often each teacher agrees with them).
 
     Raises:
         WeightsError: A teacher cannot be loaded.
-        DatasetError: A crop's file can no longer be read.
+        DatasetError: A training image can no longer be read.
     """
-    total = torch.zeros(len(crops), len(EMOTIONS))
+    total = torch.zeros(len(labels), len(EMOTIONS))
     for path in teachers:
         model, pre = load_emotion_model(Path(path).expanduser(), device)
-        images = crops.images
-        if images.shape[1:] != (pre.input_size, pre.input_size, pre.in_chans):
-            images = []
-            for file in crops.paths:
-                if (img := read_crop(Path(file), pre.input_size, pre.in_chans, pre.source_size)) is None:
-                    raise DatasetError(f"cannot read {file} again for teacher {path}", "check the dataset")
-                images.append(img)
-            images = np.stack(images)
-        probs = torch.from_numpy(predict_logits(model, images, pre, device, tta="flip")).exp()
-        agree = float((probs.argmax(1).numpy() == crops.labels).mean())
+        probs = torch.from_numpy(predict_logits(model, view(pre), pre, device, amp=amp, tta="flip")).exp()
+        agree = float((probs.argmax(1).numpy() == labels).mean())
         LOGGER.info("teacher %s agrees with %.1f%% of the training labels", path, 100 * agree)
         total += probs
     return total / len(teachers)
@@ -333,7 +334,9 @@ class TrainSet:
         batch: Training sample ids -> float (b, c, s, s) in [0, 1] (augmentation follows).
         order: One epoch's sample ids, shuffled (torch's generator: resumed runs draw the same).
         val: (name, uint8 inputs (m, s, s, c), labels) of each validation set; their mean accuracy selects.
-        crops: The training crops (stored mode: offline teachers read them), else None.
+        epoch_size: Training samples an epoch draws.
+        teacher_view: A teacher's preprocessing -> every training sample, un-augmented, as that teacher reads
+            it (offline distillation): the stored crop, or the face cut from its box at the pipeline's margin.
     """
 
     pre: Preprocess
@@ -343,7 +346,7 @@ class TrainSet:
     order: Callable[[], torch.Tensor]
     val: list[tuple[str, np.ndarray, np.ndarray]]
     epoch_size: int
-    crops: CropSet | None = None
+    teacher_view: Callable[[Preprocess], np.ndarray]
 
 
 def one_hot(crops: CropSet) -> torch.Tensor:
@@ -363,6 +366,17 @@ def stored_set(cfg: EmotionTrainConfig) -> TrainSet:
     if cfg.ferplus:
         target = mix_votes(target, train, cfg.data, cfg.ferplus, cfg.ferplus_weight)
     images = torch.from_numpy(train.images).permute(0, 3, 1, 2).contiguous()
+
+    def teacher_view(t: Preprocess) -> np.ndarray:
+        if train.images.shape[1:] == (t.input_size, t.input_size, t.in_chans):
+            return train.images
+        out = []  # a teacher trained at another size or on other channels reads the files again
+        for file in train.paths:
+            if (img := read_crop(Path(file), t.input_size, t.in_chans, t.source_size)) is None:
+                raise DatasetError(f"cannot read {file} again for a teacher", "check the dataset")
+            out.append(img)
+        return np.stack(out)
+
     return TrainSet(
         pre,
         train.labels,
@@ -371,7 +385,7 @@ def stored_set(cfg: EmotionTrainConfig) -> TrainSet:
         lambda: torch.randperm(len(train)),
         [("val", val.images, val.labels)],
         len(train),
-        train,
+        teacher_view,
     )
 
 
@@ -424,7 +438,14 @@ def detector_set(cfg: EmotionTrainConfig) -> TrainSet:
     val_sets = [(name, f.fixed_inputs(pre, margin), f.labels) for name, f in val]
     LOGGER.info("validation at margin %.2f: %s", margin, ", ".join(f"{n} {len(y)}" for n, _, y in val_sets))
     return TrainSet(
-        pre, faces.labels, torch.cat(targets), batch, order, val_sets, n_own + len(faces) - n_data
+        pre,
+        faces.labels,
+        torch.cat(targets),
+        batch,
+        order,
+        val_sets,
+        n_own + len(faces) - n_data,
+        lambda t: faces.fixed_inputs(t, margin),  # each face as the pipeline would hand it to that teacher
     )
 
 
@@ -578,8 +599,6 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     if cfg.crops not in CROP_MODES:
         raise ConfigError(f"unknown crops {cfg.crops!r}", f"choose one of {CROP_MODES}")
     data = detector_set(cfg) if cfg.crops == "detector" else stored_set(cfg)
-    if cfg.teachers and cfg.teacher_mode == "offline" and data.crops is None:
-        raise ConfigError("offline teachers read stored crops", "use teacher_mode online with crops detector")
     steps_per_epoch = data.epoch_size // cfg.batch
     if steps_per_epoch == 0:
         raise ConfigError(f"{data.epoch_size} training crops make no batch of {cfg.batch}", "lower batch")
@@ -620,7 +639,7 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
         if cached.is_file():
             probs = load_checkpoint(cached)["probs"]
         else:
-            probs = teacher_probs(cfg.teachers, data.crops, device)
+            probs = teacher_probs(cfg.teachers, data.teacher_view, data.labels, device, cfg.amp)
             save_checkpoint(cached, {"probs": probs, "teachers": cfg.teachers})
         target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * probs.to(target)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
