@@ -595,6 +595,11 @@ def run_batch(args: argparse.Namespace, cfg: dict) -> int:
         print(f"worker {i} ({w['host']}): {units}, {w['frames']} frames, {rate}")
     for unit, reason in report.failed:
         print(f"failed: {unit}: {reason}")
+    for row in report.sources:
+        if row.get("incomplete"):
+            print(f"{row['source']}: {row['incomplete']}")
+    for item in report.skipped:
+        print(f"{item['file']}: skipped, {item['reason']}")
     print(f"outputs: {report.out_dir}")
     if report.interrupted:
         print(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fer_yolo.batch.manifest import Manifest, unit_dir
-from fer_yolo.batch.units import Unit
+from fer_yolo.batch.units import FACES_TABLE, SOURCES_TABLE, Unit
 from fer_yolo.batch.worker import UNIT_STEM
 from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.sinks import RunSummary
@@ -26,7 +26,8 @@ from fer_yolo.utils.io import atomic_path
 #: faces.parquet / faces.csv: the source (video or image folder), the file the frame came from, then the
 #: timeline columns.
 FACE_COLUMNS = ["source", "file"] + TIMELINE_COLUMNS
-#: sources.csv: one row per source.
+#: sources.csv: one row per source; skipped: its unreadable images (listed in report.json), incomplete: a
+#: video cut short of the frame count in its header.
 SOURCE_COLUMNS = [
     "source",
     "stem",
@@ -39,6 +40,8 @@ SOURCE_COLUMNS = [
     "faces",
     "tracks",
     "seconds",
+    "skipped",
+    "incomplete",
     "error",
 ]
 _FACE_ROWS_PER_BATCH = 20_000  # Parquet row group size: bounded memory whatever the archive's length
@@ -146,17 +149,21 @@ def merge_source(
     return summary
 
 
-def merge_run(out_dir: Path, manifest: Manifest, save_json: bool = True, save_csv: bool = True) -> list[dict]:
+def merge_run(
+    out_dir: Path, manifest: Manifest, save_json: bool = True, save_csv: bool = True
+) -> tuple[list[dict], list[dict]]:
     """Write every source's outputs from its finished units, then faces.parquet, faces.csv and sources.csv.
 
     Returns:
-        The rows of sources.csv (SOURCE_COLUMNS).
+        The rows of sources.csv (SOURCE_COLUMNS), and the unreadable images the finished units skipped
+        ({"source", "file", "reason"} each).
     """
     by_source: dict[str, list[Unit]] = {}
     for unit in manifest.units.values():
         by_source.setdefault(unit.source, []).append(unit)
-    rows = []
-    with FacesTable(out_dir / "faces.parquet", out_dir / "faces.csv") as faces:
+    rows, skipped = [], []
+    tables = out_dir / f"{FACES_TABLE}.parquet", out_dir / f"{FACES_TABLE}.csv"
+    with FacesTable(*tables) as faces:
         for source, units in by_source.items():
             records = [manifest.records[u.id] for u in units]
             done = [u for u, r in zip(units, records) if r["status"] == "ok"]
@@ -174,12 +181,20 @@ def merge_run(out_dir: Path, manifest: Manifest, save_json: bool = True, save_cs
                 "error": failed[0]["error"] if failed else None,
             }
             if done:
-                fps = json.loads((unit_dir(out_dir, done[0].id) / "unit.json").read_text())["fps"]
-                summary = merge_source(out_dir, done, fps, faces, save_json, save_csv)
-                row |= {"faces": summary.faces, "tracks": len(summary.tracks)}
+                reports = [json.loads((unit_dir(out_dir, u.id) / "unit.json").read_text()) for u in done]
+                summary = merge_source(out_dir, done, reports[0]["fps"], faces, save_json, save_csv)
+                lost = [(f, r) for rec in reports for f, r in rec["report"].get("skipped", [])]
+                cut = [rec["report"]["incomplete"] for rec in reports if "incomplete" in rec["report"]]
+                skipped += [{"source": source, "file": f, "reason": r} for f, r in lost]
+                row |= {
+                    "faces": summary.faces,
+                    "tracks": len(summary.tracks),
+                    "skipped": len(lost),
+                    "incomplete": "; ".join(cut) or None,
+                }
             rows.append(row)
-    with atomic_path(out_dir / "sources.csv") as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(out_dir / f"{SOURCES_TABLE}.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SOURCE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    return rows
+    return rows, skipped

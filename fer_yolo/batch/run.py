@@ -47,6 +47,7 @@ class BatchReport:
         wall_s: Seconds this run took.
         workers: Per worker: host, units, frames, busy seconds and frames per busy second.
         failed: (unit, reason) of each failed unit.
+        skipped: The unreadable images of finished units, each {"source", "file", "reason"}.
         sources: The per-source table (sources.csv rows).
         interrupted: Ctrl-C or SIGTERM stopped the run.
     """
@@ -59,6 +60,7 @@ class BatchReport:
     wall_s: float = 0.0
     workers: list[dict] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     interrupted: bool = False
 
@@ -128,7 +130,8 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
     report.counts = dict(manifest.counts())
     report.retried = sum(r["attempts"] > 1 for r in manifest.records.values())
     if not report.interrupted:
-        report.sources = merge_run(out_dir, manifest, cfg["stream"]["save_json"], cfg["stream"]["save_csv"])
+        stream = cfg["stream"]
+        report.sources, report.skipped = merge_run(out_dir, manifest, stream["save_json"], stream["save_csv"])
     write_json(out_dir / "report.json", report.to_dict())
     return report
 

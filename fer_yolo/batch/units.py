@@ -25,6 +25,8 @@ from fer_yolo.sources import VIDEO_SUFFIXES, evenly_timed, expand_spec, is_glob,
 LOGGER = logging.getLogger(__name__)
 #: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
 LIST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
+#: The run's own tables (faces.parquet, faces.csv, sources.csv): no source's outputs take these names.
+FACES_TABLE, SOURCES_TABLE = "faces", "sources"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -
             videos_and_folders.setdefault(file.parent, []).append(file)
         else:
             videos_and_folders[file] = None
-    stems: set[str] = set()
+    stems = {FACES_TABLE, SOURCES_TABLE}  # a source called faces writes faces_2.csv, not over the table
     units = []
     for path, images in videos_and_folders.items():
         stem = unique_name(safe_stem(path.stem if images is None else path.name), stems)

@@ -82,12 +82,13 @@ def _csv(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def archive(media: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Two real clips, a folder of real photos and a truncated video, the last two named by a source list,
-    in folders with spaces."""
+    """Two real clips, a folder of real photos (and one unreadable file) and a truncated video, the last two
+    named by a source list, in folders with spaces."""
     root = tmp_path_factory.mktemp("batch") / "archive dir"
     (root / "my photos").mkdir(parents=True)
     for name in PHOTOS:
         shutil.copy(media / "face_recognition" / name, root / "my photos")
+    (root / "my photos" / "garbage.jpg").write_bytes(b"not an image")  # skipped, named in the report
     (root / "broken").mkdir()
     (root / "broken" / "corrupt.mp4").write_bytes((media / CLIPS["test"]).read_bytes()[:20000])
     (root / "sources.txt").write_text("my photos\nbroken/corrupt.mp4\n")
@@ -171,6 +172,15 @@ def test_corrupt_video_is_failed_with_its_reason(killed_run: dict):
         "my_photos": "ok",
         "corrupt": "failed",
     }
+
+
+def test_unreadable_image_is_skipped_and_named_in_the_reports(killed_run: dict):
+    out = killed_run["out"]
+    (item,) = json.loads((out / "report.json").read_text())["skipped"]
+    assert item["source"].endswith("my photos") and item["file"].endswith("garbage.jpg") and item["reason"]
+    rows = {r["stem"]: r for r in _csv(out / "sources.csv")}
+    assert rows["my_photos"]["skipped"] == "1" and rows["test"]["skipped"] == "0"
+    assert rows["test"]["incomplete"] == "" and f"{item['file']}: skipped" in killed_run["output"]
 
 
 def test_whole_video_equals_predict(killed_run: dict, predicted: Path):

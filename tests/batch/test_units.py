@@ -67,6 +67,14 @@ def test_same_stem_in_two_folders_gets_two_outputs(media: Path, tmp_path: Path):
     assert [u.stem for u in units] == ["clip", "clip_2"] and units[0].id != units[1].id
 
 
+def test_sources_named_like_the_run_tables_do_not_take_their_names(media: Path, tmp_path: Path):
+    (tmp_path / "faces").mkdir()
+    shutil.copy(media / "face_recognition" / "obama.jpg", tmp_path / "faces")  # an image folder "faces"
+    shutil.copy(media / SHORT, tmp_path / "sources.mp4")
+    units = plan_units(collect_files([str(tmp_path / "faces"), str(tmp_path / "sources.mp4")]))
+    assert [u.stem for u in units] == ["faces_2", "sources_2"]  # faces.csv and sources.csv stay the run's
+
+
 def test_source_lists_text_and_csv(media: Path, tmp_path: Path):
     (tmp_path / "list.txt").write_text(f"# archive\n\n{media / SHORT}\nmissing.mp4\n")
     (tmp_path / "list.csv").write_text(f"id,path\n1,{media / CLIP}\n2,{media / SHORT}\n")
