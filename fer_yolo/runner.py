@@ -114,46 +114,49 @@ def process_source(
     show = cfg["show"] and has_display()
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
     interrupted, stopped, t0, n = False, False, time.perf_counter(), 0
-    with timeline, video as writer:
-        try:
-            drawing = annotator if cfg["save"] or show else None
-            for result in pipeline.run(source, cfg["batch"], drawing):
-                frame, annotated, records = result.frame, result.annotated, result.records()
-                with deferred_interrupt():  # a frame lands in every output or in none
-                    timeline.write(frame.index, frame.t_s, records, frame.name)
-                    summary.add(frame.t_s, records)
-                    if images and cfg["save"]:
-                        out = run_dir / "images" / unique_name(Path(frame.name).name, image_names)
-                        write_bytes(out, encode_image(annotated, out.suffix))
-                    elif writer is not None:
-                        # Live sources drop frames: repeat or skip so the video keeps real time at its fps.
-                        repeats = round(frame.t_s * info.fps) + 1 - writer.frames if info.live else 1
-                        for _ in range(max(repeats, 0)):
-                            writer.write(annotated)
-                    n += 1
-                if show:
-                    cv2.imshow("fer-yolo", annotated)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+    try:
+        with timeline, video as writer:
+            try:
+                drawing = annotator if cfg["save"] or show else None
+                for result in pipeline.run(source, cfg["batch"], drawing):
+                    frame, annotated, records = result.frame, result.annotated, result.records()
+                    with deferred_interrupt():  # a frame lands in every output or in none
+                        timeline.write(frame.index, frame.t_s, records, frame.name)
+                        summary.add(frame.t_s, records)
+                        if images and cfg["save"]:
+                            out = run_dir / "images" / unique_name(Path(frame.name).name, image_names)
+                            write_bytes(out, encode_image(annotated, out.suffix))
+                        elif writer is not None:
+                            # Live sources drop frames: repeat or skip so the video keeps real time.
+                            repeats = round(frame.t_s * info.fps) + 1 - writer.frames if info.live else 1
+                            for _ in range(max(repeats, 0)):
+                                writer.write(annotated)
+                        n += 1
+                    if show:
+                        cv2.imshow("fer-yolo", annotated)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            stopped = True
+                            break
+                    bar.update(1)
+                    if on_frame is not None:
+                        on_frame(n, info.total_frames)
+                    if info.live:
+                        bar.set_postfix(
+                            fps=f"{result.fps or 0:.1f}",
+                            faces=len(records),
+                            dropped=getattr(source, "dropped", 0),
+                        )
+                    if cfg["max_frames"] and n >= cfg["max_frames"]:
                         stopped = True
                         break
-                bar.update(1)
-                if on_frame is not None:
-                    on_frame(n, info.total_frames)
-                if info.live:
-                    bar.set_postfix(
-                        fps=f"{result.fps or 0:.1f}",
-                        faces=len(records),
-                        dropped=getattr(source, "dropped", 0),
-                    )
-                if cfg["max_frames"] and n >= cfg["max_frames"]:
-                    stopped = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
-            if show:
-                cv2.destroyAllWindows()
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                bar.close()
+                if show:
+                    cv2.destroyAllWindows()
+    except KeyboardInterrupt:  # a second Ctrl-C while the outputs were finished: it lands once they are whole
+        interrupted = True
     elapsed = time.perf_counter() - t0
     if n == 0 and not info.live and not interrupted:  # nothing decoded: leave no empty outputs behind
         for path in files.values():
@@ -161,7 +164,11 @@ def process_source(
                 path.unlink(missing_ok=True)
         reason = "no image could be read" if images else "no frame could be decoded (truncated or corrupt?)"
         raise UnreadableSource(reason, "check the file: it opened but held nothing fer-yolo could decode")
-    summary.write(files["summary"], files["chart"])
+    try:
+        with deferred_interrupt():  # the summary and its chart are written whole, then Ctrl-C lands
+            summary.write(files["summary"], files["chart"])
+    except KeyboardInterrupt:
+        interrupted = True
     report = {
         "source": info.name,
         "frames": n,

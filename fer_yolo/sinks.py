@@ -23,6 +23,7 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
+from fer_yolo.utils.signals import deferred_interrupt
 
 #: The longest time one frame of a video or stream counts for in a summary, unless its frame interval is
 #: longer: a longer gap between two frames is an outage (a stream reconnecting: at least a 0.5 s wait and a
@@ -68,7 +69,8 @@ class VideoSink:
         self.frames += 1
 
     def __exit__(self, *exc) -> None:
-        self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
+        with deferred_interrupt():  # finalise even when Ctrl-C ends the run; a second one lands after
+            self._stack.__exit__(None, None, None)
 
 
 class TimelineSink:
@@ -107,7 +109,8 @@ class TimelineSink:
             self._csv.writerows(rows)
 
     def __exit__(self, *exc) -> None:
-        self._stack.__exit__(None, None, None)  # finalise even when an exception (Ctrl-C) ends the run
+        with deferred_interrupt():  # finalise even when Ctrl-C ends the run; a second one lands after
+            self._stack.__exit__(None, None, None)
 
 
 class EmotionSeconds:

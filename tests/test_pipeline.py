@@ -180,6 +180,25 @@ def test_an_error_mid_run_keeps_the_frames_before_it_and_says_why_they_end(
     assert cv2.VideoCapture(str(tmp_path / "run/test.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5
 
 
+def test_ctrl_c_while_the_summary_is_written_keeps_it_and_the_sources_report(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    from fer_yolo.sinks import RunSummary
+
+    write = RunSummary.write
+
+    def ctrl_c_then_write(self, *args):  # Ctrl-C as the video has ended and its summary is being written
+        signal.raise_signal(signal.SIGINT)
+        write(self, *args)
+
+    monkeypatch.setattr(RunSummary, "write", ctrl_c_then_write)
+    report = run(pipeline, stream_cfg(cfg, media / "sihanwang_video/test.mp4", tmp_path), quiet=True)
+    assert report.interrupted and report.sources[0]["frames"] == 132
+    summary = json.loads((report.run_dir / "test_summary.json").read_text())
+    assert summary["faces"] == report.sources[0]["faces"] > 0
+    assert len((report.run_dir / "test.jsonl").read_text().splitlines()) == 132
+
+
 def test_ctrl_c_between_a_frames_writes_leaves_every_output_with_the_same_frames(
     cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 from pathlib import Path
 
 import cv2
@@ -59,6 +60,26 @@ def test_timeline_is_complete_even_when_the_run_is_interrupted(tmp_path: Path):
     assert list(rows[0]) == TIMELINE_COLUMNS and len(rows) == 2
     assert rows[1]["track_id"] == "2" and float(rows[1]["p_neutral"]) == 1.0
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("sink", ["timeline", "video"])
+def test_a_second_ctrl_c_while_a_sink_finishes_lands_after_its_files_are_whole(sink: str, tmp_path: Path):
+    with pytest.raises(KeyboardInterrupt):
+        if sink == "timeline":
+            out = TimelineSink(tmp_path / "t.jsonl", None)
+            with out:
+                out.write(0, 0.0, records(0.0, [1], [3]), "clip.mp4")
+                out._stack.callback(signal.raise_signal, signal.SIGINT)  # Ctrl-C as it starts to finish
+        else:
+            out = VideoSink(tmp_path / "v.mp4", 10.0, (64, 48))
+            with out:
+                out.write(np.zeros((48, 64, 3), np.uint8))
+                out._stack.callback(signal.raise_signal, signal.SIGINT)
+    if sink == "timeline":
+        assert json.loads((tmp_path / "t.jsonl").read_text())["frame"] == 0
+    else:
+        assert cv2.VideoCapture(str(tmp_path / "v.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 1
+    assert not list(tmp_path.glob(".*"))  # published, not deleted half-way
 
 
 def test_video_sink_writes_a_playable_file_with_fps_and_size(tmp_path: Path):
