@@ -126,7 +126,7 @@ def export_model(
     weights = Path(weights).expanduser()
     kind = weights_kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
-    out = Path(out_dir) / f"{name or weights.stem}.onnx"
+    out = Path(out_dir).expanduser() / f"{name or weights.stem}.onnx"
     metadata = metadata | {
         "source": weights.name,
         "source_sha256": file_digest(weights),

@@ -73,14 +73,15 @@ def test_export_refuses_files_that_are_not_weights(tmp_path: Path):
     assert not (tmp_path / "out").exists()
 
 
-def test_two_runs_best_weights_export_to_two_files(emotion_weights: Path, tmp_path: Path):
+def test_two_runs_best_weights_export_to_two_files(emotion_weights: Path, tmp_path: Path, monkeypatch):
     from fer_yolo.cli import main
 
     runs = [tmp_path / f"runs/{run}/weights/best.pt" for run in ("a", "b")]
     for path in runs:
         path.parent.mkdir(parents=True)
         path.write_bytes(emotion_weights.read_bytes())
-    assert main(["export", "--weights", *map(str, runs), "--out", str(tmp_path / "onnx")]) == 0
+    monkeypatch.setenv("HOME", str(tmp_path))  # --out ~/onnx: the home folder's, as every path option
+    assert main(["export", "--weights", *map(str, runs), "--out", "~/onnx"]) == 0
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == ["a_best.onnx", "b_best.onnx"]
 
 
