@@ -47,6 +47,7 @@ class LiveFeed:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # set while the feed runs, under _cond
+        self._last: threading.Thread | None = None  # the latest thread started: the next one waits for it
         self._viewers, self._idle_since = 0, time.monotonic()
 
     def _attach(self) -> None:
@@ -55,7 +56,9 @@ class LiveFeed:
             self._viewers += 1
             if self._thread is None and not self._stop.is_set():
                 self.error = None
-                self._thread = threading.Thread(target=self._run, name="live feed", daemon=True)
+                # an idle feed's thread may still be closing the camera: the new one waits until it has
+                thread = threading.Thread(target=self._run, args=(self._last,), name="live feed", daemon=True)
+                self._thread = self._last = thread
                 self._thread.start()
 
     def _detach(self) -> None:
@@ -72,8 +75,10 @@ class LiveFeed:
             self._thread = None  # decided under the lock: a viewer arriving now starts a new thread
             return True
 
-    def _run(self) -> None:
+    def _run(self, previous: threading.Thread | None) -> None:
         annotator, error = FaceAnnotator(), None
+        if previous is not None:
+            previous.join()  # it has let go of the source (a webcam opens for one reader at a time)
         try:
             while not self._stop.is_set():
                 seq_before = self.seq

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fer_yolo.config import load_config
+from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.web.live import LiveFeed
 
@@ -67,5 +68,47 @@ def test_a_source_that_failed_is_tried_again_by_the_next_viewer(pipeline: Pipeli
         assert "source not found" in feed.stats()["error"]
         shutil.copy(media / CLIP, later)  # the camera is back
         assert watch(feed, 2) == 2 and feed.stats()["error"] is None
+    finally:
+        feed.stop()
+
+
+def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
+    pipeline: Pipeline, media: Path, monkeypatch
+):
+    from fer_yolo.web import live
+
+    held = []
+
+    class Webcam:
+        """A camera one reader holds at a time, and that takes half a second to let go."""
+
+        def __init__(self, source) -> None:
+            self._source = source
+
+        def __getattr__(self, name):
+            return getattr(self._source, name)
+
+        def __iter__(self):
+            return iter(self._source)
+
+        def __enter__(self):
+            if held:
+                raise FerYoloError("cannot open webcam 0", "it is in use")
+            held.append(self)
+            return self
+
+        def __exit__(self, *exc) -> None:
+            time.sleep(0.5)
+            held.remove(self)
+            self._source.close()
+
+    opener = live.open_sources
+    monkeypatch.setattr(live, "open_sources", lambda spec: (Webcam(s) for s in opener(spec)))
+    feed = LiveFeed(pipeline.fork(), str(media / CLIP), idle_s=0.2)
+    try:
+        assert watch(feed, 2) == 2
+        wait_until(lambda: not feed.stats()["running"])  # gone idle: its thread is letting go of the camera
+        assert held and watch(feed, 2) == 2  # the viewer who came back at once sees the feed
+        assert feed.stats()["error"] is None
     finally:
         feed.stop()
