@@ -77,7 +77,7 @@ def read_list(path: Path) -> list[str]:
     if path.suffix.lower() == ".csv":
         rows = [row for row in csv.reader(text.splitlines()) if row]
         column = rows.pop(0).index("path") if rows and "path" in rows[0] else 0
-        entries = [row[column] for row in rows]
+        entries = [row[column] if column < len(row) else "" for row in rows]  # a short row names nothing
     else:
         entries = text.splitlines()
     entries = [e.strip() for e in entries]

@@ -77,7 +77,7 @@ def test_sources_named_like_the_run_tables_do_not_take_their_names(media: Path, 
 
 def test_source_lists_text_and_csv(media: Path, tmp_path: Path):
     (tmp_path / "list.txt").write_text(f"# archive\n\n{media / SHORT}\nmissing.mp4\n")
-    (tmp_path / "list.csv").write_text(f"id,path\n1,{media / CLIP}\n2,{media / SHORT}\n")
+    (tmp_path / "list.csv").write_text(f"id,path\n1,{media / CLIP}\n2,{media / SHORT}\n3\n")  # 3: no path
     assert read_list(tmp_path / "list.txt") == [str(media / SHORT), str(tmp_path / "missing.mp4")]
     files = collect_files([str(tmp_path / "list.txt"), str(tmp_path / "list.csv")])
     # listed once each, in first-mention order; a missing listed file stays, to be recorded as failed
