@@ -231,11 +231,10 @@ class VideoFileSource(FrameSource):
         self.cap.release()
 
 
-def evenly_timed(path: str | Path) -> bool:
-    """Whether a video file's frames lie on one even time grid (no frame more than half a step off it), from
-    its index or its packets' timestamps (nothing is decoded). Only then does
-    `VideoFileSource(start_frame=...)` land on the frame asked for: OpenCV seeks to index / fps, which on a
-    variable-frame-rate video, or one with dropped frames, can be frames away.
+def frame_times(path: str | Path) -> list[int] | None:
+    """The timestamps of a video file's frames, in stream time units, from its index or its packets
+    (nothing is decoded); None when it is unreadable or has no video stream. A file whose header holds no
+    length (a browser's MediaRecorder WebM: OpenCV then reports a negative frame count) is counted here.
     """
     import av  # PyAV (supervision's dependency too): OpenCV does not expose packet timestamps
 
@@ -243,13 +242,22 @@ def evenly_timed(path: str | Path) -> bool:
         with av.open(str(path), metadata_errors="ignore") as container:
             stream = container.streams.best("video")
             if stream is None:
-                return False
+                return None
             entries = stream.index_entries  # an MP4's sample table: every frame, without reading the file
             if stream.frames > 1 and len(entries) == stream.frames:
-                times = [e.timestamp for e in entries]
-            else:
-                times = [p.pts for p in container.demux(stream) if p.pts is not None]
+                return [e.timestamp for e in entries]
+            return [p.pts for p in container.demux(stream) if p.pts is not None]
     except av.FFmpegError:  # unreadable, or no video stream
+        return None
+
+
+def evenly_timed(path: str | Path) -> bool:
+    """Whether a video file's frames lie on one even time grid (no frame more than half a step off it), from
+    `frame_times`. Only then does `VideoFileSource(start_frame=...)` land on the frame asked for: OpenCV seeks
+    to index / fps, which on a variable-frame-rate video, or one with dropped frames, can be frames away.
+    """
+    times = frame_times(path)
+    if times is None:
         return False
     t = np.sort(np.asarray(times, np.float64))
     if len(t) < 2 or t[-1] <= t[0]:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from fer_yolo.data.images import BadImage, decode_image_scaled
+from fer_yolo.sources import frame_times
 
 
 class UploadError(ValueError):
@@ -79,6 +80,8 @@ def check_video(path: Path, limit_mb: float, max_frames: int) -> tuple[int, floa
         cap.release()
     if not ok:
         raise UploadError("the video cannot be decoded", status=415)
+    if frames <= 0:  # no length in its header (a browser recording): count its frames
+        frames = len(frame_times(path) or [])
     if frames > max_frames:
         raise UploadError(f"the video has {frames} frames; the limit is {max_frames}", status=413)
     return frames, fps

@@ -115,6 +115,26 @@ def test_a_file_that_is_not_a_video_is_refused(client: TestClient, media: Path):
 
 
 @pytest.mark.slow
+def test_a_browser_recording_without_a_length_is_counted_before_it_is_accepted(tmp_path: Path):
+    import av
+
+    from fer_yolo.web.uploads import UploadError, check_video
+
+    path = tmp_path / "recording.webm"
+    with av.open(str(path), "w", format="webm", options={"live": "1"}) as out:  # as MediaRecorder writes
+        stream = out.add_stream("libvpx", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="bgr24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) <= 0  # no length in its header
+    with pytest.raises(UploadError, match="has 20 frames; the limit is 10") as refused:
+        check_video(path, 30.0, 10)
+    assert refused.value.status == 413
+    assert check_video(path, 30.0, 100) == (20, 10.0)
+
+
 def test_video_job_runs_in_the_background_and_offers_its_files(client: TestClient, media: Path):
     clip = media / "sihanwang_video/test.mp4"  # 132 frames
     r = client.post("/api/videos", files={"file": ("any name.bin", clip.read_bytes(), "video/mp4")})
