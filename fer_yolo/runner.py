@@ -115,7 +115,7 @@ def process_source(
     bar = tqdm(total=info.total_frames, desc=Path(info.name).name, unit="frame", disable=quiet or None)
     interrupted, stopped, t0, n = False, False, time.perf_counter(), 0
     try:
-        with timeline, video as writer:
+        with video as writer, timeline:  # a video that cannot be written leaves no timeline either
             try:
                 drawing = annotator if cfg["save"] or show else None
                 for result in pipeline.run(source, cfg["batch"], drawing):

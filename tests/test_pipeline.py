@@ -180,6 +180,25 @@ def test_an_error_mid_run_keeps_the_frames_before_it_and_says_why_they_end(
     assert cv2.VideoCapture(str(tmp_path / "run/test.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5
 
 
+def test_a_video_that_cannot_be_written_leaves_no_other_output(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    from fer_yolo import runner
+    from fer_yolo.errors import FerYoloError
+    from fer_yolo.sinks import VideoSink
+
+    class Unwritable(VideoSink):  # e.g. a codec the OpenCV build lacks
+        def __init__(self, path, fps, resolution_wh) -> None:
+            super().__init__(path, fps, (0, 0))
+
+    monkeypatch.setattr(runner, "VideoSink", Unwritable)
+    clip = media / "sihanwang_video/test.mp4"
+    stream = stream_cfg(cfg, clip, tmp_path)
+    with pytest.raises(FerYoloError, match="cannot write"), VideoFileSource(clip) as source:
+        runner.process_source(pipeline, source, stream, tmp_path, "test", FaceAnnotator())
+    assert list(tmp_path.iterdir()) == []  # no empty timeline beside the error
+
+
 def test_ctrl_c_while_the_summary_is_written_keeps_it_and_the_sources_report(
     cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
 ):
