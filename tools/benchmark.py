@@ -112,8 +112,10 @@ def main() -> int:
             Pipeline.from_config(cfg), frames, fps
         )
     }
-    for head in args.emotion_weights:
-        rows[f"fer-yolo with {Path(head).name}"] = measure(
+    names = [Path(head).name for head in args.emotion_weights]
+    for head, name in zip(args.emotion_weights, names):
+        label = name if names.count(name) == 1 else head  # two files of one name: a row each, by path
+        rows[f"fer-yolo with {label}"] = measure(
             Pipeline.from_config(cfg | {"emotion_weights": head}), frames, fps
         )
     if not args.skip_original:
