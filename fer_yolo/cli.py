@@ -504,7 +504,7 @@ def run_export(args: argparse.Namespace, cfg: dict) -> int:
     ]
     kinds = [weights_kind(Path(w).expanduser()) for w in weights]  # checked before anything is written
     if x["int8"] and "emotion" in kinds:
-        data = [Path(d) for d in x["data"]] if x["data"] else [data_root() / "fer2013"]
+        data = [Path(d).expanduser() for d in x["data"]] if x["data"] else [data_root() / "fer2013"]
         for folder in data:
             if not folder.is_dir():
                 raise ConfigError(f"--data folder not found: {folder}", "pass a crop dataset to calibrate on")

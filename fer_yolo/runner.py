@@ -155,7 +155,9 @@ def process_source(
                 bar.close()
                 if show:
                     cv2.destroyAllWindows()
-    except KeyboardInterrupt:  # a second Ctrl-C while the outputs were finished: it lands once they are whole
+    except KeyboardInterrupt as e:  # a second Ctrl-C while the outputs were finished: it lands after them
+        if isinstance(e.__context__, Exception):  # an error was ending the run: it is what the run reports
+            raise e.__context__ from None
         interrupted = True
     elapsed = time.perf_counter() - t0
     if n == 0 and not info.live and not interrupted:  # nothing decoded: leave no empty outputs behind

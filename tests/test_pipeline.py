@@ -199,6 +199,32 @@ def test_a_video_that_cannot_be_written_leaves_no_other_output(
     assert list(tmp_path.iterdir()) == []  # no empty timeline beside the error
 
 
+def test_an_error_that_ends_a_run_is_not_hidden_by_a_ctrl_c_while_it_finishes(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    from fer_yolo import runner
+    from fer_yolo.sinks import TimelineSink
+
+    def broken(*args, **kwargs):  # the pipeline fails after two frames
+        for k, result in enumerate(Pipeline.run(pipeline, *args, **kwargs)):
+            if k == 2:
+                raise RuntimeError("the detector failed")
+            yield result
+
+    finish = TimelineSink.__exit__
+
+    def ctrl_c_then_finish(self, *exc):
+        signal.raise_signal(signal.SIGINT)  # lands as the outputs are being finished
+        finish(self, *exc)
+
+    monkeypatch.setattr(pipeline, "run", broken)
+    monkeypatch.setattr(TimelineSink, "__exit__", ctrl_c_then_finish)
+    clip = media / "sihanwang_video/test.mp4"
+    stream = stream_cfg(cfg, clip, tmp_path, save=False)
+    with pytest.raises(RuntimeError, match="the detector failed"), VideoFileSource(clip) as source:
+        runner.process_source(pipeline, source, stream, tmp_path, "test", FaceAnnotator())
+
+
 def test_ctrl_c_while_the_summary_is_written_keeps_it_and_the_sources_report(
     cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
 ):

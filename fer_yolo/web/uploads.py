@@ -82,6 +82,8 @@ def check_video(path: Path, limit_mb: float, max_frames: int) -> tuple[int, floa
         raise UploadError("the video cannot be decoded", status=415)
     if frames <= 0:  # no length in its header (a browser recording): count its frames
         frames = len(frame_times(path) or [])
+    if frames <= 0:
+        raise UploadError("the video's frames cannot be counted", status=415)
     if frames > max_frames:
         raise UploadError(f"the video has {frames} frames; the limit is {max_frames}", status=413)
     return frames, fps

@@ -114,7 +114,6 @@ def test_a_file_that_is_not_a_video_is_refused(client: TestClient, media: Path):
     # unknown job ids and `..` in paths: tests/reliability/test_request_paths.py
 
 
-@pytest.mark.slow
 def test_a_browser_recording_without_a_length_is_counted_before_it_is_accepted(tmp_path: Path):
     import av
 
@@ -135,6 +134,7 @@ def test_a_browser_recording_without_a_length_is_counted_before_it_is_accepted(t
     assert check_video(path, 30.0, 100) == (20, 10.0)
 
 
+@pytest.mark.slow
 def test_video_job_runs_in_the_background_and_offers_its_files(client: TestClient, media: Path):
     clip = media / "sihanwang_video/test.mp4"  # 132 frames
     r = client.post("/api/videos", files={"file": ("any name.bin", clip.read_bytes(), "video/mp4")})

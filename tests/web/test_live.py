@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -77,10 +78,10 @@ def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
 ):
     from fer_yolo.web import live
 
-    held = []
+    held, let_go = [], threading.Event()
 
     class Webcam:
-        """A camera one reader holds at a time, and that takes half a second to let go."""
+        """A camera one reader holds at a time, and that lets go only when the test says so."""
 
         def __init__(self, source) -> None:
             self._source = source
@@ -98,7 +99,7 @@ def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
             return self
 
         def __exit__(self, *exc) -> None:
-            time.sleep(0.5)
+            let_go.wait(10)
             held.remove(self)
             self._source.close()
 
@@ -108,7 +109,9 @@ def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
     try:
         assert watch(feed, 2) == 2
         wait_until(lambda: not feed.stats()["running"])  # gone idle: its thread is letting go of the camera
-        assert held and watch(feed, 2) == 2  # the viewer who came back at once sees the feed
+        assert held  # not yet let go when the viewer comes back
+        threading.Timer(0.3, let_go.set).start()
+        assert watch(feed, 2) == 2  # the viewer who came back at once sees the feed
         assert feed.stats()["error"] is None
     finally:
         feed.stop()
