@@ -225,6 +225,29 @@ def test_an_error_that_ends_a_run_is_not_hidden_by_a_ctrl_c_while_it_finishes(
         runner.process_source(pipeline, source, stream, tmp_path, "test", FaceAnnotator())
 
 
+def test_a_ctrl_c_while_a_source_handles_an_error_stops_the_run_as_interrupted(
+    cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
+):
+    from fer_yolo import runner
+
+    def reconnecting(*args, **kwargs):  # Ctrl-C lands as a stream waits to reconnect after a lost connection
+        for k, result in enumerate(Pipeline.run(pipeline, *args, **kwargs)):
+            if k == 2:
+                try:
+                    raise OSError("connection lost")
+                except OSError:
+                    raise KeyboardInterrupt from None
+            yield result
+
+    monkeypatch.setattr(pipeline, "run", reconnecting)
+    clip = media / "sihanwang_video/test.mp4"
+    stream = stream_cfg(cfg, clip, tmp_path, save=False)
+    with pytest.raises(runner._Interrupted) as stopped, VideoFileSource(clip) as source:
+        runner.process_source(pipeline, source, stream, tmp_path, "test", FaceAnnotator())
+    assert stopped.value.report["frames"] == 2
+    assert len((tmp_path / "test.jsonl").read_text().splitlines()) == 2
+
+
 def test_ctrl_c_while_the_summary_is_written_keeps_it_and_the_sources_report(
     cfg: dict, pipeline: Pipeline, media, tmp_path, monkeypatch
 ):
