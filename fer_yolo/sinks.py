@@ -2,8 +2,8 @@
 
 Every sink is a context manager writing under a temporary name that replaces the final name on close,
 so an interrupted run (Ctrl-C) still leaves complete, playable files and never a half-written one.
-Timelines are appended as they go; nothing grows with the length of a run except the summary's
-per-second buckets.
+Timelines are appended as they go; in memory, nothing grows with the length of a run but the summary's
+entry for each track (its chart's time buckets widen instead: at most MAX_CHART_BUCKETS of them).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from fer_yolo.utils.signals import deferred_interrupt
 #: 5 s timeout; a batch segment that failed), not time the faces were seen. A slow pipeline on a live
 #: source (frames a second or more apart) stays below it.
 MAX_FRAME_S = 5.0
+#: The most time buckets a run summary's chart keeps: past this, its buckets double in width (2 s, 4 s, ...),
+#: so a stream watched for weeks holds about as much as one watched for an hour.
+MAX_CHART_BUCKETS = 3600
 #: Video codec by file suffix: mp4v plays everywhere but in browsers, VP8 WebM plays in browsers.
 FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
@@ -114,22 +117,39 @@ class TimelineSink:
 
 
 class EmotionSeconds:
-    """Faces per top emotion in each whole second: the run summary's chart and the live page's."""
+    """Faces per top emotion in each time bucket: the run summary's chart and the live page's.
 
-    def __init__(self) -> None:
-        self.buckets: dict[int, Counter] = defaultdict(Counter)  # second -> emotion -> face-frames
+    Args:
+        max_buckets: The most buckets kept: past it, buckets double in width and merge (a long run's chart,
+            in bounded memory). None: one bucket a second, however many (the live page drops old ones).
+    """
+
+    def __init__(self, max_buckets: int | None = None) -> None:
+        self.width = 1  # seconds a bucket spans
+        self.max_buckets = max_buckets
+        self.buckets: dict[int, Counter] = defaultdict(Counter)  # a bucket's first second -> emotion -> faces
+        self._total: Counter = Counter()
 
     def add(self, t_s: float, emotions: Iterable[str]) -> None:
-        self.buckets[int(t_s)].update(emotions)
+        emotions = list(emotions)
+        self.buckets[int(t_s) // self.width * self.width].update(emotions)
+        self._total.update(emotions)
+        if self.max_buckets and len(self.buckets) > self.max_buckets:
+            self.width *= 2
+            merged: dict[int, Counter] = defaultdict(Counter)
+            for start, counts in self.buckets.items():
+                merged[start // self.width * self.width].update(counts)
+            self.buckets = merged
 
     def total(self) -> Counter:
-        """Emotion -> faces it was the top emotion of, over every second kept."""
-        return sum(self.buckets.values(), Counter())
+        """Emotion -> faces it was the top emotion of, over every bucket kept."""
+        return self._total.copy()
 
     def drop_before(self, second: int) -> None:
-        """Forget the seconds before `second` (a rolling window)."""
+        """Forget the buckets that start before `second` (a rolling window)."""
         for s in [s for s in self.buckets if s < second]:
-            del self.buckets[s]
+            self._total.subtract(self.buckets.pop(s))
+        self._total = +self._total  # no zero counts left behind
 
 
 class RunSummary:
@@ -145,7 +165,7 @@ class RunSummary:
         self.frames = 0
         self._last_t: float | None = None
         self.tracks: dict[int, dict] = {}
-        self.seconds = EmotionSeconds()
+        self.seconds = EmotionSeconds(MAX_CHART_BUCKETS)
 
     @property
     def emotions(self) -> Counter:
@@ -218,19 +238,19 @@ class RunSummary:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        buckets = self.seconds.buckets
-        seconds = np.arange(min(buckets), max(buckets) + 1)
+        buckets, width = self.seconds.buckets, self.seconds.width
+        seconds = np.arange(min(buckets), max(buckets) + width, width)
         counts = np.array([[buckets.get(s, Counter())[e] for e in EMOTIONS] for s in seconds], float)
         shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-        # repeat the last second so the "post" step plot draws it too
-        seconds, shares = np.append(seconds, seconds[-1] + 1), np.vstack([shares, shares[-1:]])
+        # repeat the last bucket so the "post" step plot draws it too
+        seconds, shares = np.append(seconds, seconds[-1] + width), np.vstack([shares, shares[-1:]])
         fig, ax = plt.subplots(figsize=(10, 3.5))
         colors = [np.array(EMOTION_COLORS.by_idx(k).as_rgb()) / 255 for k in range(len(EMOTIONS))]
         ax.stackplot(seconds, shares.T, labels=EMOTIONS, colors=colors, step="post")
         ax.set_xlabel("time (s)"), ax.set_ylabel("share of faces"), ax.set_ylim(0, 1)
         ax.set_xlim(seconds[0], seconds[-1])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-        ax.set_title("Emotions over time (faces per second)")
+        ax.set_title(f"Emotions over time (faces per {'second' if width == 1 else f'{width} s'})")
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100, format="png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -145,3 +146,30 @@ def test_video_sink_that_cannot_open_is_a_clear_error_and_publishes_nothing(tmp_
     with pytest.raises(FerYoloError, match="cannot write"), VideoSink(tmp_path / "v.mp4", 25.0, (0, 0)):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_summary_of_a_day_long_stream_keeps_every_face_in_bounded_memory(tmp_path: Path):
+    from fer_yolo.sinks import MAX_CHART_BUCKETS
+
+    summary, day = RunSummary(fps=1.0), 30 * 3600  # a camera watched for 30 hours, one frame a second
+    for t in range(day):
+        summary.add(float(t), records(float(t), [4], [3 if t < day // 2 else 4]))
+    buckets = summary.seconds.buckets
+    assert len(buckets) <= MAX_CHART_BUCKETS and summary.seconds.width == 32  # 3,375 buckets of 32 s
+    assert sum(buckets.values(), Counter()) == Counter({"happy": day // 2, "sad": day // 2})
+    summary.write(tmp_path / "s.json", tmp_path / "s.png")
+    out = json.loads((tmp_path / "s.json").read_text())
+    assert out["faces"] == day and out["emotions"] == {"happy": day // 2, "sad": day // 2}
+    assert out["tracks"][0]["emotion_s"] == {"happy": day / 2, "sad": day / 2}
+    assert cv2.imread(str(tmp_path / "s.png")).shape == (350, 1000, 3)
+
+
+def test_the_live_pages_rolling_window_forgets_old_seconds_and_their_counts():
+    from fer_yolo.sinks import EmotionSeconds
+
+    seconds = EmotionSeconds()
+    for t in range(100):
+        seconds.add(t + 0.5, ["happy", "sad"] if t < 50 else ["fear"])
+    seconds.drop_before(70)
+    assert sorted(seconds.buckets) == list(range(70, 100)) and seconds.width == 1
+    assert seconds.total() == Counter({"fear": 30})
