@@ -197,13 +197,15 @@ def process_source(
 
 
 def unique_name(name: str, used: set[str]) -> str:
-    """`name`, or name_2, name_3... (before the suffix) if already in `used`; the result is added to it."""
+    """`name`, or name_2, name_3... (before the suffix) if already in `used`, compared without case (the file
+    systems of macOS and Windows ignore it: Clip.mp4 would overwrite clip.mp4's outputs); the result is added
+    to it, case-folded."""
     stem, suffix = Path(name).stem, Path(name).suffix
     candidate, k = name, 1
-    while candidate in used:
+    while candidate.casefold() in used:
         k += 1
         candidate = f"{stem}_{k}{suffix}"
-    used.add(candidate)
+    used.add(candidate.casefold())
     return candidate
 
 

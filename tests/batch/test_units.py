@@ -60,19 +60,19 @@ def test_unit_ids_are_stable_and_name_what_they_cover(media: Path, tmp_path: Pat
 
 
 def test_same_stem_in_two_folders_gets_two_outputs(media: Path, tmp_path: Path):
-    for folder in ("a", "b"):
+    for folder, name in (("a", "clip.mp4"), ("b", "clip.mp4"), ("c", "Clip.mp4")):  # macOS: Clip is clip
         (tmp_path / folder).mkdir()
-        shutil.copy(media / SHORT, tmp_path / folder / "clip.mp4")
+        shutil.copy(media / SHORT, tmp_path / folder / name)
     units = plan_units(collect_files([str(tmp_path)]))
-    assert [u.stem for u in units] == ["clip", "clip_2"] and units[0].id != units[1].id
+    assert [u.stem for u in units] == ["clip", "clip_2", "Clip_3"] and len({u.id for u in units}) == 3
 
 
 def test_sources_named_like_the_run_tables_do_not_take_their_names(media: Path, tmp_path: Path):
     (tmp_path / "faces").mkdir()
     shutil.copy(media / "face_recognition" / "obama.jpg", tmp_path / "faces")  # an image folder "faces"
-    shutil.copy(media / SHORT, tmp_path / "sources.mp4")
-    units = plan_units(collect_files([str(tmp_path / "faces"), str(tmp_path / "sources.mp4")]))
-    assert [u.stem for u in units] == ["faces_2", "sources_2"]  # faces.csv and sources.csv stay the run's
+    shutil.copy(media / SHORT, tmp_path / "Sources.mp4")  # the same file as sources.csv's on macOS
+    units = plan_units(collect_files([str(tmp_path / "faces"), str(tmp_path / "Sources.mp4")]))
+    assert [u.stem for u in units] == ["faces_2", "Sources_2"]  # faces.csv and sources.csv stay the run's
 
 
 def test_source_lists_text_and_csv(media: Path, tmp_path: Path):
