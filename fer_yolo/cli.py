@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import sys
@@ -11,21 +10,15 @@ import traceback
 from pathlib import Path
 
 from fer_yolo import __version__
-from fer_yolo.config import deep_update, defaults, load_config, parse_assignment
+from fer_yolo.config import deep_update, default_of, load_config, parse_assignment
 from fer_yolo.emotion.tta import TTA_MODES
 from fer_yolo.errors import ConfigError, FerYoloError, SourceError
 from fer_yolo.utils.paths import cache_dir
 
 
-@functools.cache
-def _defaults() -> dict:
-    return defaults()
-
-
 def _default(key: str) -> str:
     """ "default X" for a help text, X as default.yaml sets `key` (section.name): the two never disagree."""
-    section, name = key.split(".")
-    return f"default {_defaults()[section][name]}"
+    return f"default {default_of(None, key)}"
 
 
 def _common(p: argparse.ArgumentParser) -> None:

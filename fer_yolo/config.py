@@ -78,8 +78,21 @@ def defaults() -> dict:
 
 
 @functools.cache
-def _pipeline_defaults() -> dict:
-    return defaults()["pipeline"]
+def shared_defaults() -> dict:
+    """The packaged defaults, read once: never change the dict it returns (`defaults` gives a copy)."""
+    return defaults()
+
+
+def default_of(value: Any, key: str) -> Any:
+    """`value`, or where it is None the default of `key` (section.name): a setting left out of a library call
+    means what it means on the command line.
+
+    Example:
+        >>> default_of(None, "export.opset"), default_of(13, "export.opset")
+        (17, 13)
+    """
+    section, name = key.split(".")
+    return shared_defaults()[section][name] if value is None else value
 
 
 def pipeline_default(value: Any, key: str) -> Any:
@@ -90,7 +103,7 @@ def pipeline_default(value: Any, key: str) -> Any:
         >>> pipeline_default(None, "conf"), pipeline_default(0.6, "conf")
         (0.4, 0.6)
     """
-    return _pipeline_defaults()[key] if value is None else value
+    return default_of(value, f"pipeline.{key}")
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_yolo.config import defaults
+from fer_yolo.config import default_of, defaults
 from fer_yolo.data.crops import read_crops, split_files
 from fer_yolo.data.face_crops import FaceBoxer, native_format
 from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image, read_bytes
@@ -114,16 +114,17 @@ def weights_kind(weights: Path) -> str:
 
 
 def export_model(
-    weights: str | Path, out_dir: str | Path, opset: int = 17, name: str | None = None
+    weights: str | Path, out_dir: str | Path, opset: int | None = None, name: str | None = None
 ) -> ExportResult:
-    """Export a face detector or emotion head to ONNX (fp32) in `out_dir`, as <name or weights stem>.onnx.
+    """Export a face detector or emotion head to ONNX (fp32) in `out_dir`, as <name or weights stem>.onnx,
+    at ONNX `opset` (None: `export.opset`).
 
     The export is run once through ONNX Runtime on a random batch and compared with PyTorch.
 
     Raises:
         WeightsError: The file is missing or is neither kind of fer-yolo weights.
     """
-    weights = Path(weights).expanduser()
+    weights, opset = Path(weights).expanduser(), default_of(opset, "export.opset")
     kind = weights_kind(weights)
     model, example, dynamic, metadata = (_emotion if kind == "emotion" else _detector)(weights)
     out = Path(out_dir).expanduser() / f"{name or weights.stem}.onnx"
@@ -186,12 +187,13 @@ def _sample_inputs(datas: list[Path], pre: Preprocess, n: int, seed: int) -> tup
 
 
 def quantize_emotion(
-    export: ExportResult, data: str | Path | list, n: int = 512, seed: int = 0
+    export: ExportResult, data: str | Path | list, n: int | None = None, seed: int = 0
 ) -> ExportResult:
     """An int8 copy <stem>_int8.onnx of an exported emotion head, calibrated on real faces.
 
     Static quantization (ONNX Runtime, QDQ format, int8 weights per output channel, uint8 activations):
-    each activation's range covers the central 99.999% of its values over `n` random training faces of
+    each activation's range covers the central 99.999% of its values over `n` (None: `export.calib_size`)
+    random training faces of
     the `data` folders, cut from the shipped detector's boxes as the pipeline cuts them (min-max ranges,
     stretched by rare outliers, changed the top emotion of 1.6-1.7% of PublicTest faces with two ResNet18
     heads and 2.8% with the MobileNetV2; these ranges 1.2-1.6% and 2.6%). The file is checked against the
@@ -206,7 +208,7 @@ def quantize_emotion(
         raise ConfigError(f"{export.weights} is a face detector", "--int8 quantizes emotion heads only")
     pre = Preprocess.from_dict(json.loads(export.metadata["preprocess"]))
     datas = [Path(d).expanduser() for d in (data if isinstance(data, list) else [data])]
-    calib, check = _sample_inputs(datas, pre, n, seed)
+    calib, check = _sample_inputs(datas, pre, default_of(n, "export.calib_size"), seed)
     names = ", ".join(d.name for d in datas)
     ranges = f"{CALIB_PERCENTILE}th-percentile ranges of {len(calib)} faces of {names}"
     out, metadata = _quantize(export, calib, ranges)
