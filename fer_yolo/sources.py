@@ -356,6 +356,7 @@ class LiveSource(FrameSource):
         )
         self.dropped = 0  # frames replaced before the consumer took them
         self.reconnects = 0
+        self.lost = 0  # reconnection attempts since the stream was lost (0: it streams)
         self._lock = threading.Condition()
         self._latest: tuple[np.ndarray, int] | None = (first, 0)
         self._stop = threading.Event()
@@ -388,7 +389,7 @@ class LiveSource(FrameSource):
             while not self._stop.is_set():
                 ok, image = self.cap.read() if self.cap is not None else (False, None)
                 if ok:
-                    failures = 0
+                    failures = self.lost = 0
                     with self._lock:
                         if self._latest is not None:
                             self.dropped += 1
@@ -402,6 +403,7 @@ class LiveSource(FrameSource):
                     self.cap.release()
                     self.cap = None
                 failures += 1
+                self.lost = failures
                 if self.max_retries and failures > self.max_retries:
                     LOGGER.error("%s: gave up after %d reconnection attempts", self.info.name, failures - 1)
                     break

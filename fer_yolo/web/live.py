@@ -22,7 +22,7 @@ from fer_yolo.emotion.labels import EMOTION_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sinks import EmotionSeconds
-from fer_yolo.sources import FALLBACK_FPS, open_sources, public_url
+from fer_yolo.sources import FALLBACK_FPS, FrameSource, open_sources, public_url
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class LiveFeed:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # set while the feed runs, under _cond
+        self._source: FrameSource | None = None  # the source being read
         self._last: threading.Thread | None = None  # the latest thread started: the next one waits for it
         self._viewers, self._idle_since = 0, time.monotonic()
 
@@ -84,6 +85,7 @@ class LiveFeed:
                 seq_before = self.seq
                 for source in open_sources(self.spec):
                     with source:
+                        self._source = source
                         due = time.monotonic()  # when the next frame of a looping file is shown
                         for result in self.pipeline.run(source, annotator=annotator):
                             now, self.fps = time.monotonic(), result.fps
@@ -137,11 +139,15 @@ class LiveFeed:
         now = int(time.monotonic())
         with self._cond:
             buckets = {now - s: counts.copy() for s, counts in self._seconds.buckets.items()}
+            running = self._thread is not None and self.error is None
         seconds = sorted(buckets, reverse=True)
         return {
-            "running": self._thread is not None and self.error is None,
+            "running": running,
             "error": self.error,
             "fps": round(self.fps, 1) if self.fps else None,
+            # a network stream that dropped: its reconnection attempt (0: streaming), so that the page says
+            # why its picture stands still
+            "reconnecting": getattr(self._source, "lost", 0) if running else 0,
             "seconds_ago": seconds,
             "counts": {e: [buckets[s][e] for s in seconds] for e in EMOTIONS},
         }

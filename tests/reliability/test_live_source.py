@@ -28,9 +28,12 @@ def test_live_source_reconnects_after_the_server_restarts(media: Path):
             if not restarted:
                 before += 1
                 if before == 20:  # the stream works: kill the server, bring it back on the same port
+                    assert source.lost == 0
                     server.kill()
                     server.wait()
-                    time.sleep(1.0)
+                    while not source.lost:  # the source says it lost the stream and is reconnecting
+                        assert time.monotonic() - t0 < 60, "the lost stream was not noticed"
+                        time.sleep(0.1)
                     server = start_rtsp_server(clip, port)
                     restarted = True
             else:
@@ -38,7 +41,7 @@ def test_live_source_reconnects_after_the_server_restarts(media: Path):
                 if after == 20:
                     break
             assert time.monotonic() - t0 < 90, "no frames after the server came back"
-        assert source.reconnects >= 1 and after == 20
+        assert source.reconnects >= 1 and after == 20 and source.lost == 0
     finally:
         source.close()
         server.kill()

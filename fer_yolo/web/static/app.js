@@ -207,7 +207,10 @@ async function drawLiveChart() {
     }
     return;
   }
-  if (liveFailed) { liveFailed = false; showMessage(""); }  // it is back
+  if (stats.reconnecting) {  // a network stream dropped: the picture stands still until it is back
+    showMessage(`live source lost: reconnecting (attempt ${stats.reconnecting})`);
+    liveFailed = true;
+  } else if (liveFailed) { liveFailed = false; showMessage(""); }  // it is back
   const canvas = $("live-chart"), ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 28, span = 60;
   ctx.clearRect(0, 0, w, h);
