@@ -72,6 +72,7 @@ def measure(pipeline: Pipeline, frames: list[np.ndarray], fps: float) -> dict:
     elapsed = time.perf_counter() - t0
     n = len(frames)
     return {
+        "emotion_head": Path(pipeline.weights["emotion"]).name,  # the file that ran (not a refused int8 file)
         "fps": round(n / elapsed, 2),
         "ms_per_frame": {k: round(v / n, 2) for k, v in stages.items()},
         "faces_per_frame": round(faces_total / n, 2),
@@ -146,14 +147,15 @@ def main() -> int:
     lines = [
         f"Source: {source.name} resized to {w}x{h}, {len(frames)} frames; {machine}.",
         "",
-        "| pipeline | frames/s | detect ms | track ms | emotion ms | annotate ms | faces/frame |",
-        "|---|---|---|---|---|---|---|",
+        "| pipeline | emotion head file | frames/s | detect ms | track ms | emotion ms | annotate ms "
+        "| faces/frame |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         ms = r["ms_per_frame"]
         lines.append(
-            f"| {name} | {r['fps']} | {ms['detect']} | {ms['track']} | {ms['classify']} | {ms['annotate']} "
-            f"| {r['faces_per_frame']} |"
+            f"| {name} | {r['emotion_head']} | {r['fps']} | {ms['detect']} | {ms['track']} "
+            f"| {ms['classify']} | {ms['annotate']} | {r['faces_per_frame']} |"
         )
     table = "\n".join(lines)
     write_json(Path(args.out) / "results.json", result)
