@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_yolo.config import default_of, defaults
+from fer_yolo.config import default_of, pipeline_default
 from fer_yolo.data.crops import read_crops, split_files
 from fer_yolo.data.face_crops import FaceBoxer, native_format
 from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image, read_bytes
@@ -163,7 +163,7 @@ def _face_inputs(root: Path, files: list[tuple[Path, int]], pre: Preprocess) -> 
     the pipeline's margin, then standardised: float32 (n, c, s, s)."""
     side, chans = native_format(root)
     faces = FaceBoxer().faces(read_crops(files, side, chans, str(root)), root)
-    inputs = torch.from_numpy(faces.fixed_inputs(pre, defaults()["pipeline"]["margin"])).permute(0, 3, 1, 2)
+    inputs = torch.from_numpy(faces.fixed_inputs(pre, pipeline_default(None, "margin"))).permute(0, 3, 1, 2)
     return pre.standardize(inputs.float() / 255).numpy()
 
 
@@ -191,14 +191,13 @@ def quantize_emotion(
 ) -> ExportResult:
     """An int8 copy <stem>_int8.onnx of an exported emotion head, calibrated on real faces.
 
-    Static quantization (ONNX Runtime, QDQ format, int8 weights per output channel, uint8 activations):
-    each activation's range covers the central 99.999% of its values over `n` (None: `export.calib_size`)
-    random training faces of
-    the `data` folders, cut from the shipped detector's boxes as the pipeline cuts them (min-max ranges,
-    stretched by rare outliers, changed the top emotion of 1.6-1.7% of PublicTest faces with two ResNet18
-    heads and 2.8% with the MobileNetV2; these ranges 1.2-1.6% and 2.6%). The file is checked against the
-    fp32 export on `n` validation faces (largest change of a probability, top-1 agreement). On CPUs with
-    int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
+    Static quantization (ONNX Runtime, QDQ format, int8 weights per output channel, uint8 activations): each
+    activation's range covers the central 99.999% of its values over `n` (None: `export.calib_size`) random
+    training faces of the `data` folders, cut from the shipped detector's boxes as the pipeline cuts them
+    (min-max ranges, stretched by rare outliers, changed the top emotion of 1.6-1.7% of PublicTest faces with
+    two ResNet18 heads and 2.8% with the MobileNetV2; these ranges 1.2-1.6% and 2.6%). The file is checked
+    against the fp32 export on `n` validation faces (largest change of a probability, top-1 agreement). On
+    CPUs with int8 dot products (AVX512-VNNI) it runs 2.5-4x faster than fp32.
 
     Raises:
         ConfigError: `export` is not an emotion head.

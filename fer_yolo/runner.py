@@ -149,7 +149,7 @@ def process_source(
                     if cfg["max_frames"] and n >= cfg["max_frames"]:
                         stopped = True
                         break
-            except KeyboardInterrupt:  # also one raised while a source handles an error (a stream reconnects)
+            except KeyboardInterrupt:  # also one raised while a source handles an error (skips an image)
                 interrupted = True
             finally:
                 bar.close()

@@ -134,7 +134,7 @@ class EmotionSeconds:
         emotions = list(emotions)
         self.buckets[int(t_s) // self.width * self.width].update(emotions)
         self._total.update(emotions)
-        if self.max_buckets and len(self.buckets) > self.max_buckets:
+        while self.max_buckets and len(self.buckets) > self.max_buckets:  # sparse times: may take several
             self.width *= 2
             merged: dict[int, Counter] = defaultdict(Counter)
             for start, counts in self.buckets.items():
@@ -153,8 +153,8 @@ class EmotionSeconds:
 
 
 class RunSummary:
-    """Faces per top emotion, per-track dominant emotion and durations, and emotion shares per second,
-    built as frames pass.
+    """Faces per top emotion, per-track dominant emotion and durations, and emotion shares over time (per
+    second, or per wider bucket past MAX_CHART_BUCKETS), built as frames pass.
 
     Args:
         fps: Source frame rate (a face seen in one frame counts 1/fps seconds), or None (images).

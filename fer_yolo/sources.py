@@ -403,10 +403,10 @@ class LiveSource(FrameSource):
                     self.cap.release()
                     self.cap = None
                 failures += 1
-                self.lost = failures
                 if self.max_retries and failures > self.max_retries:
                     LOGGER.error("%s: gave up after %d reconnection attempts", self.info.name, failures - 1)
                     break
+                self.lost = failures
                 wait = min(self.max_backoff_s, 0.5 * 2 ** (failures - 1))
                 LOGGER.warning(
                     "%s: stream lost; reconnecting in %.1f s (attempt %d)", self.info.name, wait, failures

@@ -230,16 +230,16 @@ def test_a_ctrl_c_while_a_source_handles_an_error_stops_the_run_as_interrupted(
 ):
     from fer_yolo import runner
 
-    def reconnecting(*args, **kwargs):  # Ctrl-C lands as a stream waits to reconnect after a lost connection
+    def skipping(*args, **kwargs):  # Ctrl-C lands as a folder source logs an image it cannot read
         for k, result in enumerate(Pipeline.run(pipeline, *args, **kwargs)):
             if k == 2:
                 try:
-                    raise OSError("connection lost")
+                    raise OSError("unreadable image")
                 except OSError:
                     raise KeyboardInterrupt from None
             yield result
 
-    monkeypatch.setattr(pipeline, "run", reconnecting)
+    monkeypatch.setattr(pipeline, "run", skipping)
     clip = media / "sihanwang_video/test.mp4"
     stream = stream_cfg(cfg, clip, tmp_path, save=False)
     with pytest.raises(runner._Interrupted) as stopped, VideoFileSource(clip) as source:

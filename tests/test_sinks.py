@@ -149,7 +149,7 @@ def test_video_sink_that_cannot_open_is_a_clear_error_and_publishes_nothing(tmp_
 
 
 def test_a_summary_of_a_day_long_stream_keeps_every_face_in_bounded_memory(tmp_path: Path):
-    from fer_yolo.sinks import MAX_CHART_BUCKETS
+    from fer_yolo.sinks import MAX_CHART_BUCKETS, EmotionSeconds
 
     summary, day = RunSummary(fps=1.0), 30 * 3600  # a camera watched for 30 hours, one frame a second
     for t in range(day):
@@ -162,6 +162,11 @@ def test_a_summary_of_a_day_long_stream_keeps_every_face_in_bounded_memory(tmp_p
     assert out["faces"] == day and out["emotions"] == {"happy": day // 2, "sad": day // 2}
     assert out["tracks"][0]["emotion_s"] == {"happy": day / 2, "sad": day / 2}
     assert cv2.imread(str(tmp_path / "s.png")).shape == (350, 1000, 3)
+    sparse = EmotionSeconds(8)  # frames far apart (a slow pipeline): one frame may need several doublings
+    for t in [*range(0, 129, 16), 1000, 2000, 3000]:
+        sparse.add(float(t), ["happy"])
+        assert len(sparse.buckets) <= 8
+    assert sparse.width == 32 and sparse.total() == Counter({"happy": 12})
 
 
 def test_the_live_pages_rolling_window_forgets_old_seconds_and_their_counts():

@@ -111,6 +111,7 @@ class LiveFeed:
             LOGGER.exception("live feed stopped")
         finally:
             with self._cond:  # the error and the end of the thread at once: the next viewer starts anew
+                self._source = None
                 if self._thread is threading.current_thread():  # else _idle() has already ended it
                     self._thread, self.error = None, error
                 self._cond.notify_all()

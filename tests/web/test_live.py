@@ -123,16 +123,18 @@ def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
 def test_the_page_says_when_its_network_stream_dropped_and_is_reconnecting(pipeline: Pipeline, media: Path):
     clip, port = media / "face_recognition/short_hamilton_clip.mp4", free_port()
     server = start_rtsp_server(clip, port)
-    feed = LiveFeed(pipeline.fork(), f"rtsp://127.0.0.1:{port}/clip", idle_s=60)
+    feed = LiveFeed(pipeline.fork(), f"rtsp://127.0.0.1:{port}/clip", idle_s=600)
     try:
         assert watch(feed, 2) == 2 and feed.stats()["reconnecting"] == 0
+        thread, source = feed._thread, feed._source
         server.kill()
         server.wait()
         wait_until(lambda: feed.stats()["reconnecting"] >= 1, 30)  # the picture stands still, and it says why
         assert feed.stats()["running"] and feed.stats()["error"] is None
         server = start_rtsp_server(clip, port)
         wait_until(lambda: feed.stats()["reconnecting"] == 0, 60)
-        assert watch(feed, 2) == 2
+        assert feed.stats()["running"] and (feed._thread, feed._source) == (thread, source)  # the same feed
+        assert source.reconnects >= 1 and watch(feed, 2) == 2
     finally:
         feed.stop()
         server.kill()
