@@ -167,6 +167,9 @@ def read_crops(
         in_chans: 1 for grey, 3 for RGB.
         where: Names the set in the warning about skipped files.
         source_size: Larger crops are first reduced to this side (0: no limit), as a model's input is.
+
+    Raises:
+        DatasetError: Files were named and none of them could be read (before any work is done on them).
     """
     images = np.empty((len(files), size, size, in_chans), np.uint8)
     labels, paths, skipped, sides = [], [], [], []
@@ -179,6 +182,11 @@ def read_crops(
         images[len(labels)] = resize_face(img, size, source_size).reshape(size, size, in_chans)
         labels.append(cid)
         paths.append(str(path))
+    if files and not labels:
+        raise DatasetError(
+            f"{where}: none of its {len(files)} images can be read (e.g. {skipped[0][0]})",
+            "check the files: Git LFS pointers not pulled (git lfs pull), an interrupted copy, or not images",
+        )
     if skipped:
         LOGGER.warning("%s: skipped %d unreadable files", where, len(skipped))
     source = int(np.median(sides)) if sides else 0

@@ -1,12 +1,15 @@
-"""Reading crop datasets: FER2013's official split from file names, and leak removal."""
+"""Reading crop datasets: FER2013's official split from file names, leak removal, unreadable splits."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fer_yolo.data.crops import drop_leaks, load_crops
+from fer_yolo.errors import DatasetError
 
 
 def test_fer2013_layout_splits_by_file_name(fer2013: Path):
@@ -25,3 +28,16 @@ def test_drop_leaks_removes_copies_of_held_out_and_blank_crops(fer2013: Path):
     train.images[0] = 0  # blank
     cleaned, removed = drop_leaks(train, test.subset(np.arange(1, 3)))
     assert removed == 3 and cleaned.paths == [test.paths[3], test.paths[4]]
+
+
+def test_a_split_whose_images_are_all_unreadable_is_an_error_not_an_empty_set(fer2013: Path, tmp_path: Path):
+    for k, src in enumerate(sorted((fer2013 / "train" / "happy").iterdir())[:3]):
+        (tmp_path / "val" / "happy").mkdir(parents=True, exist_ok=True)
+        pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n"  # not pulled
+        (tmp_path / "val" / "happy" / src.name).write_text(pointer)
+        if k == 0:
+            (tmp_path / "train" / "happy").mkdir(parents=True)
+            shutil.copy(src, tmp_path / "train" / "happy")
+    with pytest.raises(DatasetError, match="none of its 3 images can be read"):
+        load_crops(tmp_path, "val")
+    assert len(load_crops(tmp_path, "train")) == 1
