@@ -219,6 +219,14 @@ def teacher_probs(
     return total / len(teachers)
 
 
+def _same_training_set(kept: dict, teachers: list[str], labels: torch.Tensor) -> bool:
+    """Whether cached teacher targets are for these teachers and this training set (one row per image, the
+    labels in the same order; files cached before the labels were recorded: the same number of rows)."""
+    if kept.get("teachers") != teachers or len(kept["probs"]) != len(labels):
+        return False
+    return "labels" not in kept or torch.equal(kept["labels"], labels)
+
+
 class OnlineTeachers:
     """Teachers that see each augmented batch as the student does ("consistent" distillation).
 
@@ -635,12 +643,16 @@ def _train(cfg: EmotionTrainConfig, run: Path, state: dict | None) -> Path:
     if cfg.teachers and cfg.teacher_mode == "online":  # distillation on each batch as the student sees it
         online = OnlineTeachers(cfg.teachers, device, cfg.amp)
     elif cfg.teachers:  # distillation: the teachers' view of each training image, kept for --resume
-        cached = run / "teacher_probs.pt"
-        if cached.is_file():
-            probs = load_checkpoint(cached)["probs"]
-        else:
+        cached, labels = run / "teacher_probs.pt", torch.from_numpy(data.labels)
+        kept = load_checkpoint(cached) if cached.is_file() else None
+        if kept is not None and not _same_training_set(kept, cfg.teachers, labels):
+            LOGGER.warning("%s is for other teachers or training images: computing it again", cached)
+            kept = None
+        if kept is None:
             probs = teacher_probs(cfg.teachers, data.teacher_view, data.labels, device, cfg.amp)
-            save_checkpoint(cached, {"probs": probs, "teachers": cfg.teachers})
+            save_checkpoint(cached, {"probs": probs, "teachers": cfg.teachers, "labels": labels})
+        else:
+            probs = kept["probs"]
         target = (1 - cfg.teacher_weight) * target + cfg.teacher_weight * probs.to(target)
     smooth = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(EMOTIONS)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)

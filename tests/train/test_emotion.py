@@ -241,6 +241,14 @@ def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, 
     emotion_train.save_checkpoint(run / "weights/last.pt", state)
     train_emotion(cfg, resume=run)
     assert (run / "train.log").read_text().count("agrees with") == 1  # not recomputed on resume
+    min((small_fer / "train/happy").iterdir()).unlink()  # the training images changed before a resume
+    state = load_checkpoint(run / "weights/last.pt")
+    state["config"]["epochs"] = 3
+    emotion_train.save_checkpoint(run / "weights/last.pt", state)
+    train_emotion(replace(cfg, epochs=3), resume=run)
+    log = (run / "train.log").read_text()
+    assert "for other teachers or training images" in log and log.count("agrees with") == 2
+    assert load_checkpoint(run / "teacher_probs.pt")["probs"].shape == (142, 7)  # one row per image again
 
 
 def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
