@@ -202,14 +202,17 @@ def test_fer2013_csv(fer2013: Path, tmp_path: Path):
         w.writerow([9, "0 " * 2304, "Training"])
         w.writerow([4, "0 " * 2303 + "x", "Training"])
         w.writerow([4, "nan " * 2304, "Training"])
+        w.writerow([4, "99999999999999999999 " + "0 " * 2303, "Training"])  # spaces lost
     assert detect_format(path) == "fer2013-csv"
     threads = torch.get_num_threads()
     report = convert(path, tmp_path / "out", settings(), progress=False)
     assert torch.get_num_threads() == threads  # converting in this process leaves its threads as they were
     assert report["crops"] == {"train": {"sad": 5}}
     reasons = sorted(s["reason"] for s in report["skipped"])
-    assert reasons[0] == "bad emotion value '9'" and reasons[1].startswith("pixel string holds a value")
-    assert reasons[2] == reasons[1] and reasons[3].startswith("pixel string is not a square")
+    assert reasons[0] == "bad emotion value '9'"
+    assert reasons[1] == "pixel string holds a value far outside 0-255"
+    assert reasons[2] == reasons[3] == "pixel string holds a value that is not a whole number"
+    assert reasons[4].startswith("pixel string is not a square")
     crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (tmp_path / "out/crops/train/sad").iterdir()]
     assert len(crops) == 5
     for file in files:  # each CSV row comes out as its pixels, unchanged (PNG is lossless)
@@ -364,6 +367,16 @@ def test_widerface_holdout_images_never_reach_a_converted_dataset(widerface: Pat
     (root / "train/wider_face_train_bbx_gt.txt").write_text("\n".join(gt) + "\n")
     with pytest.raises(ConfigError, match="--images given"):  # whose images would it be?
         convert(root, tmp_path / "two", settings(kinds=["yolo"], classes="face", images=str(root)))
+
+
+def test_an_input_that_converts_to_nothing_is_an_error_with_its_reasons(fer2013: Path, tmp_path: Path):
+    path = tmp_path / "fer2013.csv"  # the right header, rows from a broken export
+    path.write_text("emotion,pixels,Usage\n" + "3,1 2 3,Training\n" * 4 + "9,0,Training\n")
+    with pytest.raises(DatasetError, match="nothing converted from .*none of its 5 inputs") as e:
+        convert(path, tmp_path / "out", settings(), progress=False)
+    assert e.value.hint.startswith("4 x pixel string is not a square grey image")
+    assert len(json.loads((tmp_path / "out/report.json").read_text())["skipped"]) == 5  # the reasons, kept
+    assert not (tmp_path / "out/yolo/data.yaml").exists()  # no dataset that names no images
 
 
 def test_unknown_layout_is_a_clear_error(tmp_path: Path):

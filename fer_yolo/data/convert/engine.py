@@ -330,6 +330,15 @@ def convert(source: str | Path, output: str | Path, settings: ConvertSettings, p
             done[record["key"]] = record
     seconds = time.time() - t1
     records = [done[i.key] for i in items if i.key in done]
+    if not any(r["outputs"] for r in records):  # a wrong folder, a broken CSV: say so, write no empty dataset
+        report = build_report(source, fmt, out, records, skipped, duplicates, settings_dict)
+        write_json(out / "report.json", report)
+        reasons = Counter(s["reason"] for s in report["skipped"]).most_common(3)
+        raise DatasetError(
+            f"nothing converted from {source}: none of its {len(items) + len(skipped)} inputs gave an output "
+            f"({out / 'report.json'} lists them)",
+            "; ".join(f"{n} x {reason}" for reason, n in reasons) or "check the input and --format",
+        )
     warnings = []
     if "yolo" in settings.kinds:
         splits = sorted({r["split"] for r in records if any(o.startswith("yolo/") for o in r["outputs"])})

@@ -66,6 +66,8 @@ class Item:
             values = np.array([int(v) for v in self.pixels.split()], dtype=np.int64)
         except ValueError:
             raise BadImage("pixel string holds a value that is not a whole number") from None
+        except OverflowError:  # a run of digits that lost its spaces
+            raise BadImage("pixel string holds a value far outside 0-255") from None
         side = int(round(len(values) ** 0.5))
         if side == 0 or side * side != len(values) or values.min() < 0 or values.max() > 255:
             raise BadImage(f"pixel string is not a square grey image ({len(values)} values)")
