@@ -213,9 +213,10 @@ def evaluate_emotion_models(
     """
     out = Path(out)
     results: dict[str, dict] = {}
+    # every file loads before any is evaluated: a bad last file must not cost the others' results
+    models = [load_emotion_model(w, device=select_device(device)) for w in weights]
     faces = detector_faces(data, splits, val_list, pipeline) if margins else None
-    for w, name in zip(weights, weights_names(weights)):
-        model, pre = load_emotion_model(w, device=select_device(device))
+    for w, name, (model, pre) in zip(weights, weights_names(weights), models):
         sets = margin_sets(faces, pre, margins) if faces else data
         reports = evaluate_emotion(model, pre, sets, splits, device, tta, ferplus_root=ferplus_root)
         results[name] = {"weights": str(w), "tta": tta, "splits": reports}

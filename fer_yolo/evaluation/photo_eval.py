@@ -116,8 +116,9 @@ def evaluate_photo_models(weights: list[str], root: str | Path, out: str | Path,
 
     out = Path(out)
     results = {}
-    for w, name in zip(weights, weights_names(weights)):
-        pipeline = Pipeline.from_config(pipeline_cfg | {"emotion_weights": str(w)})
+    # every pipeline is built before any runs: a bad last file must not cost the others' results
+    pipelines = [Pipeline.from_config(pipeline_cfg | {"emotion_weights": str(w)}) for w in weights]
+    for name, pipeline in zip(weights_names(weights), pipelines):
         report = evaluate_photos(pipeline, root)
         results[name] = {"weights": pipeline.weights, "photos_root": str(root), "report": report}
         plot_confusion(report, out / f"confusion_{name}_photos.png", title=f"{name}: photos")

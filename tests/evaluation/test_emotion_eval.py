@@ -17,7 +17,12 @@ from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model
 from fer_yolo.emotion.preprocess import Preprocess, tta_views
 from fer_yolo.errors import DatasetError, WeightsError
-from fer_yolo.evaluation.emotion_eval import evaluate_emotion, load_ferplus, plot_confusion
+from fer_yolo.evaluation.emotion_eval import (
+    evaluate_emotion,
+    evaluate_emotion_models,
+    load_ferplus,
+    plot_confusion,
+)
 
 #: Raw pixels in [0, 1]: a crop of constant grey 10 * k reads as class k to PixelClassifier.
 RAW = Preprocess(input_size=4, in_chans=1, mean=(0.0,), std=(1.0,))
@@ -179,3 +184,14 @@ def test_ferplus_needs_the_fer2013_image_files(fer2013: Path, ferplus: Path, tmp
     with pytest.raises(DatasetError, match="not readable") as error:
         load_ferplus(partial, ferplus, ["val"], RAW)
     assert "--data" in error.value.hint
+
+
+def test_a_bad_weights_file_fails_before_any_model_is_evaluated(emotion_weights: Path, tmp_path: Path):
+    for i, (p, t) in enumerate(zip(Y_PRED, Y_TRUE)):
+        folder = tmp_path / "data" / "test" / EMOTIONS[t]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"PrivateTest_{i}.png"), np.full((48, 48), 10 * p, np.uint8))
+    typo = tmp_path / "emotion_resnet43.pt"
+    with pytest.raises(WeightsError, match="emotion_resnet43"):
+        evaluate_emotion_models([emotion_weights, typo], tmp_path / "data", tmp_path / "out", splits=["test"])
+    assert not (tmp_path / "out").exists()  # the first file was not evaluated only to be lost

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fer_yolo.config import load_config
+from fer_yolo.errors import WeightsError
 from fer_yolo.evaluation.photo_eval import NO_FACE, evaluate_photo_models, photo_report
 
 
@@ -53,3 +54,14 @@ def test_a_folder_of_real_photos_is_scored_as_predict_runs_them(
     assert all(n >= 1 for name, (_, _, n) in photos.items() if name != "wall.jpg")  # aligned faces found
     assert (out / f"confusion_{emotion_weights.stem}_photos.png").stat().st_size > 10_000
     assert f"| {report['n']} |" in table
+
+
+def test_a_bad_weights_file_fails_before_any_photo_is_run(media: Path, emotion_weights: Path, tmp_path: Path):
+    (tmp_path / "photos/happy").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "photos/happy/a.jpg"), cv2.imread(str(media / "face_recognition/obama.jpg")))
+    typo = str(tmp_path / "emotion_resnet43.pt")
+    with pytest.raises(WeightsError, match="emotion_resnet43"):
+        evaluate_photo_models(
+            [str(emotion_weights), typo], tmp_path / "photos", tmp_path / "out", load_config()["pipeline"]
+        )
+    assert not (tmp_path / "out").exists()  # the first head was not run only for its results to be lost
