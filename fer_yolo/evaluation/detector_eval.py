@@ -134,13 +134,14 @@ def evaluate_detectors(
         The Markdown table.
 
     Raises:
-        DatasetError: missing WIDER FACE files. ConfigError: unknown detector or settings (raised before
-            any detector runs). WeightsError: missing or unreadable detector weights.
+        DatasetError: missing or unreadable WIDER FACE files. ConfigError: unknown detector or settings
+            (both raised before any detector runs). WeightsError: missing or unreadable detector weights.
     """
     set_threads(threads)
     # Every detector is built before the first is run: a bad name, setting or weights file fails at once.
     detectors = [build_detector(name, **kwargs) for name, kwargs in map(parse_detector_spec, specs)]
     gt = wap.load_ground_truth(widerface_root, split)[:limit]
+    wap.check_images(gt, widerface_root)
     results = [
         evaluate_one(spec, det, gt, widerface_root, threads, warmup) for spec, det in zip(specs, detectors)
     ]

@@ -367,6 +367,17 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def check_images(ground_truth: list[GroundTruthImage], widerface_root: str | Path) -> None:
+    """Decode every image once, before any detector runs: a missing or corrupt file fails at once, not after
+    the detectors before it have run.
+
+    Raises:
+        DatasetError: An image is missing or cannot be decoded.
+    """
+    for rec in ground_truth:
+        read_image(Path(widerface_root) / rec.path)
+
+
 def run_detector(
     detector: FaceDetector,
     ground_truth: list[GroundTruthImage],

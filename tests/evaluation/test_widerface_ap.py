@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -266,6 +267,30 @@ def test_evaluate_detectors_writes_results(holdout, widerface, tmp_path, monkeyp
     assert (tmp_path / "pr.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="unknown detector"):
         evaluate_detectors(["nope"], widerface, split, tmp_path, limit=4)
+
+
+def test_an_unreadable_image_fails_the_eval_before_any_detector_runs(widerface, tmp_path, monkeypatch):
+    from fer_yolo.detectors import DETECTORS
+    from fer_yolo.evaluation.detector_eval import evaluate_detectors
+
+    runs, detect = [], BoxDetector.detect_batch
+    monkeypatch.setattr(BoxDetector, "detect_batch", lambda self, ims: runs.append(1) or detect(self, ims))
+    split = tmp_path / "split.txt"  # three holdout images, the last one broken in a copy of the folder
+    lines = (widerface / "val_holdout.txt").read_text().splitlines()[:3]
+    split.write_text("\n".join(lines) + "\n")
+    root = tmp_path / "widerface"
+    root.mkdir()
+    for entry in widerface.iterdir():
+        (root / entry.name).symlink_to(entry)
+    (root / "val").unlink()
+    shutil.copytree(widerface / "val", root / "val", ignore=shutil.ignore_patterns("*.webp"))
+    for k, line in enumerate(lines):
+        image = root / line
+        shutil.copy(widerface / line, image) if k < 2 else image.write_bytes(b"RIFF\x00\x00 cut")
+    monkeypatch.setitem(DETECTORS, "box", f"{__name__}:BoxDetector")
+    with pytest.raises(DatasetError, match="cannot decode image"):
+        evaluate_detectors(["box", "box"], root, split, tmp_path / "out")
+    assert runs == [] and not (tmp_path / "out").exists()
 
 
 def test_eval_detector_counts_every_face_of_a_crowd(widerface, tmp_path):
