@@ -192,7 +192,7 @@ def test_resume_with_other_settings_is_refused(fer_subset: Path, tmp_path: Path)
 def test_fer2013_csv(fer2013: Path, tmp_path: Path):
     path = tmp_path / "fer2013.csv"
     files = sorted((fer2013 / "train/sad").glob("*.jpg"))[:5]
-    with path.open("w", newline="") as f:
+    with path.open("w", newline="", encoding="utf-8-sig") as f:  # with a byte-order mark, as Excel saves it
         w = csv.writer(f)
         w.writerow(["emotion", "pixels", "Usage"])
         for file in files:

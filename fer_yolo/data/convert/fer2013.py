@@ -63,7 +63,7 @@ def list_fer2013_csv(path: Path) -> tuple[list[Item], list[tuple[str, str]]]:
         DatasetError: The CSV lacks the emotion or pixels column.
     """
     items, skipped = [], []
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # as Excel saves a CSV too
         reader = csv.DictReader(f)
         if not {"emotion", "pixels"} <= set(reader.fieldnames or []):
             raise DatasetError(f"{path} is not a FER2013 CSV", "expected columns emotion,pixels,Usage")
