@@ -183,6 +183,18 @@ def test_resume_does_not_redo_finished_files(fer_subset: Path, tmp_path: Path):
     assert len(manifest.read_text().splitlines()) == 61  # 50 + the cut line + 10 redone
 
 
+def test_an_output_deleted_after_a_finished_run_is_made_again(fer_subset: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    convert(fer_subset, out, settings(), progress=False)
+    label = next((out / "yolo/labels/train").glob("*.txt"))
+    crop = next((out / "crops/val/happy").glob("*.png"))
+    content = label.read_text()
+    label.unlink()
+    crop.unlink()
+    report = convert(fer_subset, out, settings(), progress=False)
+    assert report["converted"] == 60 and label.read_text() == content and crop.is_file()
+
+
 def test_resume_with_other_settings_is_refused(fer_subset: Path, tmp_path: Path):
     convert(fer_subset, tmp_path / "out", settings(kinds=["crops"]), progress=False)
     with pytest.raises(ConfigError, match="size"):

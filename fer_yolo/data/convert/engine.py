@@ -232,25 +232,33 @@ def _run_worker(item: Item) -> dict:
 
 def _prune(done: dict[str, dict], states: dict[str, dict], out: Path, manifest: Path) -> dict[str, dict]:
     """Delete the outputs of finished items that are no longer listed (their input was removed or renamed
-    since the last run) or whose input changed (same path, other bytes, or another label, split, vote or
-    box: `states` maps each listed key to its `Item.state()`), and drop them from the manifest: the folder
-    holds what the report counts, and changed inputs are converted again. A field a record lacks (an older
-    manifest) is not compared."""
+    since the last run), whose input changed (same path, other bytes, or another label, split, vote or
+    box: `states` maps each listed key to its `Item.state()`) or one of whose outputs is gone, and drop them
+    from the manifest: the folder holds what the report counts, and those inputs are converted again. A field
+    a record lacks (an older manifest) is not compared."""
     gone = [k for k in done if k not in states]
-    changed = [
+    changed = {
         k for k in done if k in states and any(f in done[k] and done[k][f] != v for f, v in states[k].items())
-    ]
-    if not gone and not changed:
+    }
+    lost = {  # finished and unchanged, but an output was deleted since
+        k
+        for k in done
+        if k in states and k not in changed and not all((out / o).is_file() for o in done[k]["outputs"])
+    }
+    if not gone and not changed and not lost:
         return done
-    for key in gone + changed:
+    for key in [*gone, *changed, *lost]:
         for rel in done[key]["outputs"]:
             (out / rel).unlink(missing_ok=True)
-    kept = {k: r for k, r in done.items() if k in states and k not in changed}
+    redo = changed | lost
+    kept = {k: r for k, r in done.items() if k in states and k not in redo}
     write_text(manifest, "".join(json.dumps(r) + "\n" for r in kept.values()))
     if gone:
         LOGGER.warning("%d inputs of the last run are gone: their outputs were removed", len(gone))
     if changed:
         LOGGER.warning("%d inputs changed since the last run: they are converted again", len(changed))
+    if lost:
+        LOGGER.warning("%d inputs lost outputs since the last run: they are converted again", len(lost))
     return kept
 
 
