@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from fer_yolo.config import default_of
 from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
 
 #: One colour per emotion, in EMOTIONS order (angry red, disgust green, fear purple, happy yellow,
@@ -30,15 +31,16 @@ class FaceAnnotator:
     """Draws faces with their emotions onto a copy of the frame.
 
     Args:
-        bars: Draw the 7 probabilities as bars beside each face.
-        show_fps: Write the processing rate in the top-left corner.
+        bars: Draw the 7 probabilities as bars beside each face (None: `stream.bars`).
+        show_fps: Write the processing rate in the top-left corner (None: `stream.fps_overlay`).
 
     Example:
         >>> annotated = FaceAnnotator().annotate(frame, faces, fps=27.5)  # doctest: +SKIP
     """
 
-    def __init__(self, bars: bool = False, show_fps: bool = True) -> None:
-        self.bars, self.show_fps = bars, show_fps
+    def __init__(self, bars: bool | None = None, show_fps: bool | None = None) -> None:
+        self.bars = default_of(bars, "stream.bars")
+        self.show_fps = default_of(show_fps, "stream.fps_overlay")
 
     def annotate(self, image: np.ndarray, faces: sv.Detections, fps: float | None = None) -> np.ndarray:
         """Annotated copy of a BGR uint8 frame; `faces.class_id` is replaced by the emotion id for colour."""

@@ -28,8 +28,8 @@ from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import ConfigError, DatasetError, WeightsError
-from fer_yolo.onnx_backend import SEVEN_BIT_WEIGHTS, OnnxNet, export_detector_onnx, export_onnx, file_digest
-from fer_yolo.utils.io import atomic_path, load_checkpoint
+from fer_yolo.onnx_backend import SEVEN_BIT_WEIGHTS, OnnxNet, export_detector_onnx, export_onnx
+from fer_yolo.utils.io import atomic_path, file_digest, load_checkpoint
 
 LOGGER = logging.getLogger(__name__)
 #: int8 activation ranges cover this central percentage of each activation's calibration values.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import importlib.util
 import logging
 import warnings
@@ -23,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from fer_yolo.config import CHOICES
+from fer_yolo.config import CHOICES, default_of
 from fer_yolo.errors import ConfigError, WeightsError
 from fer_yolo.utils.device import SATURATING_ISAS, int8_isa
-from fer_yolo.utils.io import atomic_path
+from fer_yolo.utils.io import atomic_path, file_digest
 from fer_yolo.utils.paths import cache_dir, default_weights
 
 LOGGER = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ BACKENDS = CHOICES["pipeline.backend"]
 
 
 def export_onnx(
-    model: torch.nn.Module, out: str | Path, example: torch.Tensor, dynamic: dict, opset: int = 17
+    model: torch.nn.Module, out: str | Path, example: torch.Tensor, dynamic: dict, opset: int | None = None
 ) -> Path:
     """Write `model` (fp32, eval mode) as ONNX with input "input" and output "output", atomically.
 
@@ -48,7 +47,7 @@ def export_onnx(
         out: Output .onnx file.
         example: An input of the right rank and channels.
         dynamic: Dynamic axes by name, e.g. {"input": {0: "batch"}, "output": {0: "batch"}}.
-        opset: ONNX opset.
+        opset: ONNX opset (None: `export.opset`).
     """
     net = copy.deepcopy(model).float().eval().cpu()  # a model on CUDA (backend onnx there) exports too
     with atomic_path(out) as tmp, warnings.catch_warnings():
@@ -60,14 +59,15 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes=dynamic,
-            opset_version=opset,
+            opset_version=default_of(opset, "export.opset"),
             dynamo=False,
         )
     return Path(out)
 
 
-def export_detector_onnx(model: torch.nn.Module, out: str | Path, opset: int = 17) -> Path:
-    """An ultralytics detection model as ONNX: (n, 3, H, W) in, decoded (n, 4 + classes, anchors) out."""
+def export_detector_onnx(model: torch.nn.Module, out: str | Path, opset: int | None = None) -> Path:
+    """An ultralytics detection model as ONNX: (n, 3, H, W) in, decoded (n, 4 + classes, anchors) out, at
+    `opset` (None: `export.opset`)."""
     net = copy.deepcopy(model)
     for module in net.modules():  # the Detect head returns the decoded predictions only
         if hasattr(module, "export"):
@@ -76,11 +76,6 @@ def export_detector_onnx(model: torch.nn.Module, out: str | Path, opset: int = 1
             module.format = "onnx"
     dynamic = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "anchors"}}
     return export_onnx(net, out, torch.zeros(1, 3, 256, 320), dynamic, opset)
-
-
-def file_digest(path: str | Path) -> str:
-    """The sha256 of a file's bytes, hex: what an export records of the weights it was made from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def cached_onnx(weights: str | Path, export: Callable[[Path], object]) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import supervision as sv
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.config import defaults, pipeline_default
+from fer_yolo.config import default_of, defaults, pipeline_default
 from fer_yolo.data.images import as_bgr
 from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
@@ -280,20 +280,20 @@ class Pipeline:
         return [(faces, dict(latency)) for faces in faces_list]
 
     def run(
-        self, source: FrameSource, batch: int = 1, annotator: FaceAnnotator | None = None
+        self, source: FrameSource, batch: int | None = None, annotator: FaceAnnotator | None = None
     ) -> Iterator[FrameResult]:
         """Process every frame a source yields (tracks restart with each source).
 
         Args:
             source: An opened source.
-            batch: Frames per detector/emotion batch for files (GPUs gain from 8-32); live sources always
-                go frame by frame, so no frame waits for the next.
+            batch: Frames per detector/emotion batch for files (GPUs gain from 8-32; None: `stream.batch`);
+                live sources always go frame by frame, so no frame waits for the next.
             annotator: Draw each frame's faces (and its fps, if the annotator shows it) into
                 FrameResult.annotated.
         """
         self.reset()
         track = source.info.fps is not None  # videos and live sources; image sets are independent
-        size = 1 if source.info.live else max(1, batch)
+        size = 1 if source.info.live else max(1, default_of(batch, "stream.batch"))
         rate, pending = FrameRate(), []
         for frame in source:
             pending.append(frame)

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_yolo.config import default_of
 from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image
 from fer_yolo.errors import SourceError
 
@@ -144,7 +145,7 @@ class VideoFileSource(FrameSource):
 
     Args:
         path: The file (or an http(s) URL of a recording).
-        vid_stride: Keep every n-th frame.
+        vid_stride: Keep every n-th frame (None: `stream.vid_stride`).
         start_frame: First frame to read: a segment of the file (fer-yolo batch). Frame indices and `t_s`
             stay those of the whole file, so segments line up with a run over all of it.
         end_frame: Frame after the last one read (None: to the end).
@@ -160,8 +161,13 @@ class VideoFileSource(FrameSource):
     """
 
     def __init__(
-        self, path: str | Path, vid_stride: int = 1, start_frame: int = 0, end_frame: int | None = None
+        self,
+        path: str | Path,
+        vid_stride: int | None = None,
+        start_frame: int = 0,
+        end_frame: int | None = None,
     ) -> None:
+        vid_stride = default_of(vid_stride, "stream.vid_stride")
         if int(vid_stride) < 1:
             raise ValueError(f"vid_stride must be >= 1, got {vid_stride}")
         if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
@@ -309,7 +315,8 @@ class LiveSource(FrameSource):
 
     Args:
         uri: Webcam index (int) or stream URL.
-        reconnect: Re-open a dropped network stream (with backoff) instead of ending.
+        reconnect: Re-open a dropped network stream (with backoff) instead of ending (None:
+            `stream.reconnect`).
         max_backoff_s: Longest wait between reconnection attempts.
         max_retries: Give up after this many failed reconnections in a row (0 = never).
         timeout_s: Network streams: longest wait to open, or for a frame, before reconnecting.
@@ -321,14 +328,14 @@ class LiveSource(FrameSource):
     def __init__(
         self,
         uri: int | str,
-        reconnect: bool = True,
+        reconnect: bool | None = None,
         max_backoff_s: float = 8.0,
         max_retries: int = 0,
         timeout_s: float = 5.0,
     ) -> None:
         self.uri, self.timeout_s = uri, timeout_s
         self.webcam = isinstance(uri, int)
-        self.reconnect = reconnect and not self.webcam
+        self.reconnect = default_of(reconnect, "stream.reconnect") and not self.webcam
         self.max_backoff_s, self.max_retries = max_backoff_s, max_retries
         name = f"webcam {uri}" if self.webcam else public_url(str(uri))  # credentials stay out of outputs
         self.cap = self._open()
@@ -500,8 +507,8 @@ def is_live(spec: str) -> bool:
 
 def open_sources(
     spec: str,
-    vid_stride: int = 1,
-    reconnect: bool = True,
+    vid_stride: int | None = None,
+    reconnect: bool | None = None,
     skipped: list[tuple[str, str]] | None = None,
     exclude: Iterable[str | Path] = (),
 ) -> Iterator[FrameSource]:
@@ -510,8 +517,8 @@ def open_sources(
     Args:
         spec: Webcam index ("0"), stream URL, video file (path or http(s) URL), image file, folder (searched
             recursively) or glob.
-        vid_stride: Keep every n-th frame of video files.
-        reconnect: Re-open dropped network streams.
+        vid_stride: Keep every n-th frame of video files (None: `stream.vid_stride`).
+        reconnect: Re-open dropped network streams (None: `stream.reconnect`).
         skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
             images are listed by their ImageSource).
         exclude: Output folders a folder or a recursive (**) glob leaves out (`expand_spec`).

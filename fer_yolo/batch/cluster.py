@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+from fer_yolo.config import default_of
 from fer_yolo.errors import FerYoloError
 
 LOGGER = logging.getLogger(__name__)
@@ -55,12 +56,12 @@ def _check_reachable(address: str) -> None:
 
 
 @contextlib.contextmanager
-def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[ModuleType]:
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Start a local Ray (address "") or join a cluster ("auto" or HOST:PORT); shut down or leave on exit.
 
     Args:
         address: "" for a local Ray of this run only, "auto" for the cluster this machine belongs to,
-            HOST:PORT for the head node of another one.
+            HOST:PORT for the head node of another one (None: `batch.address`).
         num_cpus: Local Ray: CPUs it may use (None: all of this machine's).
 
     Yields:
@@ -74,6 +75,7 @@ def ray_session(address: str = "", num_cpus: int | None = None) -> Iterator[Modu
         ...     ray.cluster_resources()["CPU"]
         2.0
     """
+    address = default_of(address, "batch.address")
     local = not address
     if not local and address != "auto":
         _check_reachable(address)

@@ -19,6 +19,7 @@ from pathlib import Path
 from fer_yolo.batch.manifest import Manifest, unit_dir
 from fer_yolo.batch.units import FACES_TABLE, SOURCES_TABLE, Unit
 from fer_yolo.batch.worker import UNIT_STEM
+from fer_yolo.config import default_of
 from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
 from fer_yolo.sinks import RunSummary
 from fer_yolo.utils.io import atomic_path
@@ -150,14 +151,17 @@ def merge_source(
 
 
 def merge_run(
-    out_dir: Path, manifest: Manifest, save_json: bool = True, save_csv: bool = True
+    out_dir: Path, manifest: Manifest, save_json: bool | None = None, save_csv: bool | None = None
 ) -> tuple[list[dict], list[dict]]:
-    """Write every source's outputs from its finished units, then faces.parquet, faces.csv and sources.csv.
+    """Write every source's outputs from its finished units (each source's JSON Lines and CSV timelines as
+    `save_json` and `save_csv` say; None: `stream.save_json`, `stream.save_csv`), then faces.parquet,
+    faces.csv and sources.csv.
 
     Returns:
         The rows of sources.csv (SOURCE_COLUMNS), and the unreadable images the finished units skipped
         ({"source", "file", "reason"} each).
     """
+    save_json, save_csv = default_of(save_json, "stream.save_json"), default_of(save_csv, "stream.save_csv")
     by_source: dict[str, list[Unit]] = {}
     for unit in manifest.units.values():
         by_source.setdefault(unit.source, []).append(unit)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 
+from fer_yolo.config import default_of
 from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.errors import SourceError
 from fer_yolo.runner import unique_name
@@ -114,19 +115,24 @@ def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[
     return list(files)
 
 
-def plan_units(files: list[Path], segment_s: float = 0.0, vid_stride: int = 1) -> list[Unit]:
+def plan_units(
+    files: list[Path], segment_s: float | None = None, vid_stride: int | None = None
+) -> list[Unit]:
     """Units for `files`: each video (cut into segments when longer than `segment_s`), and one per folder of
     images.
 
     Args:
         files: Image and video files (see collect_files).
-        segment_s: Videos longer than this are cut into equal segments no longer than it, seconds (0: never).
-        vid_stride: Every n-th frame is processed: segments start on such frames.
+        segment_s: Videos longer than this are cut into equal segments no longer than it, seconds (0: never;
+            None: `batch.segment_s`).
+        vid_stride: Every n-th frame is processed: segments start on such frames (None: `stream.vid_stride`).
 
     Example:
         >>> [u.id for u in plan_units([Path("talk.mp4")], segment_s=300)]  # doctest: +SKIP
         ['talk-3f2a9c1e07', 'talk-8b41d0c2aa', 'talk-c09e1f3b5d']
     """
+    segment_s = default_of(segment_s, "batch.segment_s")
+    vid_stride = default_of(vid_stride, "stream.vid_stride")
     videos_and_folders: dict[Path, list[Path] | None] = {}  # first mention first; None: a video
     for file in files:
         if file.suffix.lower() in IMAGE_SUFFIXES:

@@ -28,8 +28,9 @@ from fer_yolo.sources import FrameSource, ImageSource, VideoFileSource
 UNIT_STEM = "unit"
 
 
-def open_unit(unit: Unit, vid_stride: int = 1) -> FrameSource:
-    """The source a unit covers: its segment of a video or its folder's images.
+def open_unit(unit: Unit, vid_stride: int | None = None) -> FrameSource:
+    """The source a unit covers: its segment of a video or its folder's images (`vid_stride` None:
+    `stream.vid_stride`).
 
     Raises:
         SourceError: The video cannot be opened.
@@ -53,7 +54,7 @@ class UnitWorker:
         4510
     """
 
-    def __init__(self, pipeline_cfg: dict, stream_cfg: dict, threads: int = 1) -> None:
+    def __init__(self, pipeline_cfg: dict, stream_cfg: dict, threads: int) -> None:
         torch.set_num_threads(threads)  # before the pipeline: its ONNX Runtime sessions take this count
         cv2.setNumThreads(threads)
         self.pipeline = Pipeline.from_config(pipeline_cfg)

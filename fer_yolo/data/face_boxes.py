@@ -24,21 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_yolo.detectors.yolo import PAD_VALUE
 from fer_yolo.utils.io import append_lines, read_jsonl
 from fer_yolo.utils.paths import cache_dir
 
 LOGGER = logging.getLogger(__name__)
-#: Canvas grey around a dataset face: the YOLO letterbox value, a colour the detector knows as "no scene".
-PAD_VALUE = 114
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def best_box(xyxy: np.ndarray, confidence: np.ndarray, w: int, h: int) -> tuple[list[float], float] | None:

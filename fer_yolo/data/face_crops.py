@@ -20,9 +20,10 @@ import torch
 
 from fer_yolo.config import defaults
 from fer_yolo.data.crops import CropSet, drop_leaks, load_crops, relative_paths, split_files
-from fer_yolo.data.face_boxes import detect_dataset_faces, sha256_file
+from fer_yolo.data.face_boxes import detect_dataset_faces
 from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.errors import DatasetError
+from fer_yolo.utils.io import file_digest
 from fer_yolo.utils.paths import default_weights
 
 LOGGER = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class FaceBoxer:
         p = self.settings
         weights = p["detector_weights"] or default_weights("detector")
         return {
-            "weights": sha256_file(Path(weights).expanduser()),
+            "weights": file_digest(Path(weights).expanduser()),
             "imgsz": p["imgsz"],
             "conf": p["low_conf"],
             "iou": p["iou"],

@@ -39,7 +39,7 @@ from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
-#: Letterbox padding grey, as in ultralytics training.
+#: Letterbox padding grey, as in ultralytics training (also the canvas around a dataset face, `face_boxes`).
 PAD_VALUE = 114
 #: Below this confidence threshold (evaluation's 0.01) NMS sees thousands of candidates per image.
 LOW_CONF = 0.1

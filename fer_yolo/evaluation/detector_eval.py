@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_yolo.config import pipeline_default
+from fer_yolo.config import default_of, pipeline_default
 from fer_yolo.detectors import FaceDetector, build_detector, parse_detector_spec
 from fer_yolo.evaluation import widerface_ap as wap
 from fer_yolo.evaluation.closeups import CloseupSet, score_closeups
@@ -81,7 +81,7 @@ def markdown(
     gt: list,
     closeups: CloseupSet | None,
     conf: float,
-    speed_passes: int = 0,
+    speed_passes: int,
 ) -> str:
     """The results as a Markdown table with the split and face counts."""
     faces = wap.count_faces(gt)
@@ -121,14 +121,14 @@ def evaluate_detectors(
     warmup: int = 2,
     closeups: CloseupSet | None = None,
     conf: float | None = None,
-    speed_passes: int = 0,
+    speed_passes: int | None = None,
 ) -> str:
     """Score every detector on one split; write results.json, results.md and pr.png into `out`.
 
     With `closeups`, each detector also scores the share of close-up faces it finds at `conf` (default:
     the pipeline's report threshold). With `speed_passes`, images/s is the median of that many timing
-    passes over the split after scoring, detectors in turn (`time_detectors`; each pass in results.json);
-    otherwise it is the scoring pass's own timing.
+    passes over the split after scoring, detectors in turn (`time_detectors`; each pass in results.json;
+    None: `eval_detector.speed_passes`); otherwise it is the scoring pass's own timing.
 
     Returns:
         The Markdown table.
@@ -138,6 +138,7 @@ def evaluate_detectors(
             (both raised before any detector runs). WeightsError: missing or unreadable detector weights.
     """
     set_threads(threads)
+    speed_passes = default_of(speed_passes, "eval_detector.speed_passes")
     # Every detector is built before the first is run: a bad name, setting or weights file fails at once.
     detectors = [build_detector(name, **kwargs) for name, kwargs in map(parse_detector_spec, specs)]
     gt = wap.load_ground_truth(widerface_root, split)[:limit]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer_yolo.config import default_of
 from fer_yolo.data.convert.ferplus import list_ferplus
 from fer_yolo.data.crops import CropSet, load_crops, read_crops
 from fer_yolo.data.face_crops import FaceBoxer, FaceImages, native_format, read_list, split_by_list
@@ -77,9 +78,9 @@ def evaluate_emotion(
     model: torch.nn.Module,
     pre: Preprocess,
     data: str | Path | CropSet | Mapping[str, CropSet],
-    splits: Iterable[str] = ("test", "val"),
+    splits: Iterable[str] | None = None,
     device: str | torch.device = "cpu",
-    tta: str = "none",
+    tta: str | None = None,
     batch: int = 64,
     ferplus_root: str | Path | None = None,
 ) -> dict[str, dict]:
@@ -89,9 +90,11 @@ def evaluate_emotion(
         model: Emotion classifier returning (n, len(EMOTIONS)) scores; outputs in EMOTIONS order.
         pre: The preprocessing the model expects.
         data: A dataset folder, one CropSet (evaluated as ``test``) or split name -> CropSet.
-        splits: Splits to evaluate when `data` is a folder (test = PrivateTest, val = PublicTest for FER2013).
-        device: Torch device spec ('cpu', 'cuda', 'auto', ...).
-        tta: Test-time augmentation: none | flip | multicrop (see emotion.preprocess.tta_views).
+        splits: Splits to evaluate when `data` is a folder (test = PrivateTest, val = PublicTest for FER2013;
+            None: `eval_emotion.splits`).
+        device: Torch device spec ('cpu', 'cuda', 'auto', ...): where `model` runs.
+        tta: Test-time augmentation: none | flip | multicrop (see emotion.preprocess.tta_views; None:
+            `eval_emotion.tta`).
         batch: Crops per forward pass.
         ferplus_root: If given (and `data` is a FER2013 folder), also evaluate each split with its FER+
             labels, as ``ferplus_<split>`` (``ferplus_val``, PublicTest with FER+ labels, is fit for
@@ -101,12 +104,13 @@ def evaluate_emotion(
         Split name -> :func:`classification_report` dict, with ``skipped`` (unreadable files) added.
     """
     dev = device if isinstance(device, torch.device) else select_device(device)
+    tta = default_of(tta, "eval_emotion.tta")
     if isinstance(data, CropSet):
         sets: dict[str, CropSet] = {"test": data}
     elif isinstance(data, Mapping):
         sets = dict(data)
     else:
-        splits = list(splits)
+        splits = list(default_of(splits, "eval_emotion.splits"))
         sets = {s: load_crops(data, s, pre.input_size, pre.in_chans, pre.source_size) for s in splits}
         if ferplus_root is not None:
             sets |= load_ferplus(data, ferplus_root, splits, pre)
@@ -193,12 +197,12 @@ def evaluate_emotion_models(
     weights: list[str | Path],
     data: str | Path,
     out: str | Path,
-    splits: Iterable[str] = ("test", "val"),
+    splits: Iterable[str] | None = None,
     ferplus_root: str | Path | None = None,
-    device: str = "auto",
-    tta: str = "none",
+    device: str | None = None,
+    tta: str | None = None,
     margins: list[float] | None = None,
-    val_list: str = "",
+    val_list: str | None = None,
     pipeline: Mapping | None = None,
 ) -> str:
     """`fer-yolo eval emotion`: several models on the same splits, in one run.
@@ -213,6 +217,8 @@ def evaluate_emotion_models(
     """
     out = Path(out)
     results: dict[str, dict] = {}
+    splits, device = default_of(splits, "eval_emotion.splits"), default_of(device, "eval_emotion.device")
+    tta, val_list = default_of(tta, "eval_emotion.tta"), default_of(val_list, "eval_emotion.val_list")
     # every file loads before any is evaluated: a bad last file must not cost the others' results
     models = [load_emotion_model(w, device=select_device(device)) for w in weights]
     faces = detector_faces(data, splits, val_list, pipeline) if margins else None

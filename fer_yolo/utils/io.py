@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -57,6 +58,16 @@ def remove_temporaries(folder: str | os.PathLike) -> int:
         else:
             p.unlink(missing_ok=True)
     return len(stale)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MB chunks (what an export records of its weights, and what
+    keys a cache by the weights it was made with)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

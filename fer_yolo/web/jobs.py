@@ -149,14 +149,14 @@ class VideoJobs:
                 raise _Cancelled
 
         try:
-            with VideoFileSource(upload) as source:
+            with VideoFileSource(upload, vid_stride=1) as source:  # every frame: the page plays it all
                 job.report = process_source(
                     self.pipeline.fork(),
                     source,
                     self.cfg,
                     job.folder,
                     "video",
-                    FaceAnnotator(show_fps=self.cfg["fps_overlay"]),
+                    FaceAnnotator(self.cfg["bars"], self.cfg["fps_overlay"]),
                     video_suffix=".webm",
                     on_frame=progress,
                 )

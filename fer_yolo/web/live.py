@@ -83,7 +83,7 @@ class LiveFeed:
         try:
             while not self._stop.is_set():
                 seq_before = self.seq
-                for source in open_sources(self.spec):
+                for source in open_sources(self.spec, reconnect=True):  # the page says it is reconnecting
                     with source:
                         self._source = source
                         due = time.monotonic()  # when the next frame of a looping file is shown

@@ -105,7 +105,7 @@ def test_a_viewer_returning_as_the_feed_goes_idle_waits_for_the_camera(
             self._source.close()
 
     opener = live.open_sources
-    monkeypatch.setattr(live, "open_sources", lambda spec: (Webcam(s) for s in opener(spec)))
+    monkeypatch.setattr(live, "open_sources", lambda spec, **kw: (Webcam(s) for s in opener(spec, **kw)))
     feed = LiveFeed(pipeline.fork(), str(media / CLIP), idle_s=0.2)
     try:
         assert watch(feed, 2) == 2
