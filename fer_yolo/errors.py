@@ -28,6 +28,10 @@ class DatasetError(FerYoloError):
     """A dataset that is missing, empty or not in a layout fer-yolo knows."""
 
 
+class MissingSplit(DatasetError):
+    """A dataset without the split asked for (val and test are optional; an unreadable split is not this)."""
+
+
 class WeightsError(FerYoloError):
     """A weights file that is missing, unreadable or of the wrong kind."""
 

@@ -23,7 +23,7 @@ import torch
 from fer_yolo.config import default_of, pipeline_default
 from fer_yolo.data.crops import read_crops, split_files
 from fer_yolo.data.face_crops import FaceBoxer, native_format
-from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image, read_bytes
+from fer_yolo.data.images import IMAGE_SUFFIXES, PAD_VALUE, BadImage, decode_image, read_bytes
 from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
@@ -302,7 +302,7 @@ def _read_photos(files: list[Path]) -> list[np.ndarray]:
 def _letterboxed(photos: list[np.ndarray], imgsz: int, stride: int) -> np.ndarray:
     """Photos as the detector reads them (longest side `imgsz`, letterboxed), each on one square canvas of
     the next stride multiple so that they stack: float32 (n, 3, side, side), RGB 0-1."""
-    from fer_yolo.detectors.yolo import PAD_VALUE, letterbox_batch, network_input
+    from fer_yolo.detectors.yolo import letterbox_batch, network_input
 
     side = -(-imgsz // stride) * stride
     out = np.full((len(photos), side, side, 3), PAD_VALUE, np.uint8)

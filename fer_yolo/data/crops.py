@@ -20,7 +20,7 @@ import numpy as np
 from fer_yolo.data.images import IMAGE_SUFFIXES
 from fer_yolo.emotion.labels import EMOTIONS, emotion_id
 from fer_yolo.emotion.preprocess import resize_face
-from fer_yolo.errors import DatasetError
+from fer_yolo.errors import DatasetError, MissingSplit
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     """List (file, class id) of one split, in sorted order.
 
     Raises:
-        DatasetError: The folder has no such split or no images in it.
+        MissingSplit: The folder has no such split, or no images of it.
+        DatasetError: An unknown split name.
     """
     root = Path(root)
     if split not in SPLITS:
@@ -89,13 +90,13 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     elif (root / split).is_dir():
         folder, prefix = root / split, ""
     else:
-        raise DatasetError(
+        raise MissingSplit(
             f"{root} has no {split!r} split",
             "expected <root>/{train,val,test}/<emotion>/*.png or FER2013's train/ and test/ folders",
         )
     files = labelled_files(folder, prefix)
     if not files:
-        raise DatasetError(f"no images found for split {split!r} under {folder}", "check --data")
+        raise MissingSplit(f"no images found for split {split!r} under {folder}", "check --data")
     return files
 
 

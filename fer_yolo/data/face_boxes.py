@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_yolo.detectors.yolo import PAD_VALUE
+from fer_yolo.data.images import PAD_VALUE
 from fer_yolo.utils.io import append_lines, read_jsonl
 from fer_yolo.utils.paths import cache_dir
 

@@ -22,7 +22,7 @@ from fer_yolo.config import defaults
 from fer_yolo.data.crops import CropSet, drop_leaks, load_crops, relative_paths, split_files
 from fer_yolo.data.face_boxes import detect_dataset_faces
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import DatasetError
+from fer_yolo.errors import DatasetError, MissingSplit
 from fer_yolo.utils.io import file_digest
 from fer_yolo.utils.paths import default_weights
 
@@ -181,7 +181,7 @@ def load_split_faces(
     for split in ("val", "test"):
         try:
             crops = load_crops(root, split, side, chans)
-        except DatasetError:  # no such split
+        except MissingSplit:
             continue
         held.append(crops)
         if split == "val" and val is None:

@@ -23,6 +23,9 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
+#: Letterbox padding grey, as in ultralytics training; also the canvas around a dataset face (`face_boxes`),
+#: a grey the detector knows as "no scene".
+PAD_VALUE = 114
 #: Largest image decoded (pixels): 64 MP, a 8000x8000 photo. Bigger ones would take gigabytes.
 MAX_PIXELS = 64_000_000
 #: PIL's names of JPEG files (MPO: a phone's JPEG with more pictures after the first, which is decoded).

@@ -25,6 +25,7 @@ import supervision as sv
 import torch
 
 from fer_yolo.config import pipeline_default
+from fer_yolo.data.images import PAD_VALUE
 from fer_yolo.detectors.base import FaceDetector, make_detections
 from fer_yolo.errors import WeightsError
 from fer_yolo.onnx_backend import (
@@ -39,8 +40,6 @@ from fer_yolo.utils.io import atomic_path
 from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
-#: Letterbox padding grey, as in ultralytics training (also the canvas around a dataset face, `face_boxes`).
-PAD_VALUE = 114
 #: Below this confidence threshold (evaluation's 0.01) NMS sees thousands of candidates per image.
 LOW_CONF = 0.1
 

@@ -54,10 +54,14 @@ def load_ferplus(
     sets = {}
     for split in splits:
         files = [(Path(i.source), i.label) for i in items if i.split == split]
-        crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}", pre.source_size)
-        if not len(crops) or len(crops.skipped) > len(files) // 2:
+        try:
+            crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}", pre.source_size)
+            unreadable = len(crops.skipped)
+        except DatasetError:  # none of them
+            unreadable = len(files)
+        if unreadable > len(files) // 2:
             raise DatasetError(
-                f"{len(crops.skipped)} of the {len(files)} FER2013 images FER+ labels for {split} are not "
+                f"{unreadable} of the {len(files)} FER2013 images FER+ labels for {split} are not "
                 f"readable under {fer2013_root}",
                 "FER+ labels FER2013's own image files: pass --data with the FER2013 image folders",
             )

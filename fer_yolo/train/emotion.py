@@ -43,7 +43,7 @@ from fer_yolo.emotion.inference import autocast_for, predict_logits
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.models import build_model, grow_resnet_state, load_imagenet_mobilenet_v2
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import ConfigError, DatasetError, WeightsError
+from fer_yolo.errors import ConfigError, DatasetError, MissingSplit, WeightsError
 from fer_yolo.evaluation.metrics import classification_report
 from fer_yolo.train.augment import AugmentConfig, augment
 from fer_yolo.train.schedule import warmup_cosine
@@ -318,7 +318,7 @@ def _load_data(cfg: EmotionTrainConfig) -> tuple[CropSet, CropSet]:
     held_out = [val]
     try:
         held_out.append(load_crops(cfg.data, "test", s, c))
-    except DatasetError:  # a dataset without a test split has nothing more to leak into
+    except MissingSplit:  # a dataset without a test split has nothing more to leak into
         pass
     train, removed = drop_leaks(train, *held_out)
     LOGGER.info(

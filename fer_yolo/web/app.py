@@ -48,7 +48,9 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
     jobs = VideoJobs(
         pipeline, cfg["stream"], serve["job_ttl_s"], serve["max_jobs"], serve["max_video_frames"]
     )
-    live = LiveFeed(pipeline.fork(), str(serve["source"])) if serve["source"] != "" else None
+    stream = cfg["stream"]
+    live_annotator = FaceAnnotator(stream["bars"], stream["fps_overlay"])  # as stream draws a live source
+    live = LiveFeed(pipeline.fork(), str(serve["source"]), live_annotator) if serve["source"] != "" else None
     lock, annotator = threading.Lock(), FaceAnnotator(bars=False, show_fps=False)
 
     @asynccontextmanager

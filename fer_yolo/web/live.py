@@ -33,12 +33,21 @@ class LiveFeed:
     Args:
         pipeline: A pipeline of its own (fork the server's).
         spec: Source spec (webcam index, URL or file).
+        annotator: Draws the frames (None: `stream.bars` and `stream.fps_overlay` as default.yaml sets them).
         window_s: Seconds of emotion history kept for the chart.
         idle_s: Seconds the feed keeps running (and the camera open) after its last viewer left.
     """
 
-    def __init__(self, pipeline: Pipeline, spec: str, window_s: float = 60.0, idle_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        spec: str,
+        annotator: FaceAnnotator | None = None,
+        window_s: float = 60.0,
+        idle_s: float = 10.0,
+    ) -> None:
         self.pipeline, self.spec, self.window_s, self.idle_s = pipeline, spec, window_s, idle_s
+        self.annotator = annotator or FaceAnnotator()
         self.jpeg: bytes | None = None
         self.seq = 0
         self.error: str | None = None
@@ -77,7 +86,7 @@ class LiveFeed:
             return True
 
     def _run(self, previous: threading.Thread | None) -> None:
-        annotator, error = FaceAnnotator(), None
+        error = None
         if previous is not None:
             previous.join()  # it has let go of the source (a webcam opens for one reader at a time)
         try:
@@ -87,7 +96,7 @@ class LiveFeed:
                     with source:
                         self._source = source
                         due = time.monotonic()  # when the next frame of a looping file is shown
-                        for result in self.pipeline.run(source, annotator=annotator):
+                        for result in self.pipeline.run(source, annotator=self.annotator):
                             now, self.fps = time.monotonic(), result.fps
                             ok, jpeg = cv2.imencode(".jpg", result.annotated, [cv2.IMWRITE_JPEG_QUALITY, 80])
                             with self._cond:

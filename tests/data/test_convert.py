@@ -215,6 +215,7 @@ def test_fer2013_csv(fer2013: Path, tmp_path: Path):
         w.writerow([4, "0 " * 2303 + "x", "Training"])
         w.writerow([4, "nan " * 2304, "Training"])
         w.writerow([4, "99999999999999999999 " + "0 " * 2303, "Training"])  # spaces lost
+    path.write_bytes(path.read_bytes() + b"4,\xff,Training\r\n")  # a non-UTF-8 byte spoils its row only
     assert detect_format(path) == "fer2013-csv"
     threads = torch.get_num_threads()
     report = convert(path, tmp_path / "out", settings(), progress=False)
@@ -223,8 +224,8 @@ def test_fer2013_csv(fer2013: Path, tmp_path: Path):
     reasons = sorted(s["reason"] for s in report["skipped"])
     assert reasons[0] == "bad emotion value '9'"
     assert reasons[1] == "pixel string holds a value far outside 0-255"
-    assert reasons[2] == reasons[3] == "pixel string holds a value that is not a whole number"
-    assert reasons[4].startswith("pixel string is not a square")
+    assert reasons[2] == reasons[3] == reasons[4] == "pixel string holds a value that is not a whole number"
+    assert reasons[5].startswith("pixel string is not a square")
     crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (tmp_path / "out/crops/train/sad").iterdir()]
     assert len(crops) == 5
     for file in files:  # each CSV row comes out as its pixels, unchanged (PNG is lossless)

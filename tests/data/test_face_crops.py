@@ -12,7 +12,7 @@ import torch
 
 from fer_yolo.config import load_config
 from fer_yolo.data.crops import load_crops
-from fer_yolo.data.face_crops import FaceImages, jitter_boxes, split_by_list
+from fer_yolo.data.face_crops import FaceBoxer, FaceImages, jitter_boxes, load_split_faces, split_by_list
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.models import build_model, grow_resnet_state
 from fer_yolo.emotion.preprocess import Preprocess
@@ -74,6 +74,17 @@ def test_a_validation_list_splits_the_train_folder(rafdb: Path, tmp_path: Path):
     assert not {Path(p).name for p in train.paths} & {files[0].name, files[1].name}
     with pytest.raises(DatasetError, match="not in"):
         split_by_list(small, root, held | {"train/fear/nope.jpg"})
+
+
+def test_an_unreadable_validation_split_is_an_error_not_a_split_left_out(rafdb: Path, tmp_path: Path):
+    root = tmp_path / "raf"
+    for split in ("train", "val"):
+        (root / split / "fear").mkdir(parents=True)
+    for f in sorted((rafdb / "train/fear").glob("*.jpg"))[:3]:
+        shutil.copy(f, root / "train/fear")
+        (root / "val/fear" / f.name).write_text("version https://git-lfs.github.com/spec/v1\n")  # not pulled
+    with pytest.raises(DatasetError, match="none of its 3 images can be read"):
+        load_split_faces(FaceBoxer(), str(root))  # before: trained on with no validation and no leak check
 
 
 def test_a_grown_resnet34_computes_what_the_resnet18_did():

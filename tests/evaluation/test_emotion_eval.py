@@ -184,6 +184,15 @@ def test_ferplus_needs_the_fer2013_image_files(fer2013: Path, ferplus: Path, tmp
     with pytest.raises(DatasetError, match="not readable") as error:
         load_ferplus(partial, ferplus, ["val"], RAW)
     assert "--data" in error.value.hint
+    pointers = tmp_path / "pointers"  # every file there, none readable (Git LFS pointers not pulled)
+    for f in (fer2013 / "test").glob("*/PublicTest_*.jpg"):
+        (pointers / "test" / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (pointers / "test" / f.parent.name / f.name).write_text(
+            "version https://git-lfs.github.com/spec/v1\n"
+        )
+    with pytest.raises(DatasetError, match=r"(\d+) of the \1 FER2013 images .* not readable") as error:
+        load_ferplus(pointers, ferplus, ["val"], RAW)
+    assert "--data" in error.value.hint
 
 
 def test_a_bad_weights_file_fails_before_any_model_is_evaluated(emotion_weights: Path, tmp_path: Path):

@@ -251,6 +251,16 @@ def test_distillation_run_blends_the_teachers_into_the_targets(small_fer: Path, 
     assert load_checkpoint(run / "teacher_probs.pt")["probs"].shape == (142, 7)  # one row per image again
 
 
+def test_cached_teacher_targets_are_kept_only_for_their_teachers_and_training_set():
+    probs, labels = torch.full((3, 7), 1 / 7), torch.tensor([3, 5, 0])
+    same = emotion_train._same_training_set
+    assert same({"probs": probs, "teachers": ["a.pt"], "labels": labels}, ["a.pt"], labels)
+    assert same({"probs": probs, "teachers": ["a.pt"]}, ["a.pt"], labels)  # cached before labels were kept
+    assert not same({"probs": probs, "teachers": ["a.pt"], "labels": labels}, ["a.pt"], labels.flip(0))
+    assert not same({"probs": probs, "teachers": ["a.pt"], "labels": labels}, ["b.pt"], labels)
+    assert not same({"probs": probs[:2], "teachers": ["a.pt"]}, ["a.pt"], labels)
+
+
 def test_online_teachers_read_each_batch_at_their_own_input(small_fer: Path):
     shipped = str(MOBILENET)
     model, pre = emotion_train.load_emotion_model(shipped)

@@ -63,7 +63,8 @@ def list_fer2013_csv(path: Path) -> tuple[list[Item], list[tuple[str, str]]]:
         DatasetError: The CSV lacks the emotion or pixels column.
     """
     items, skipped = [], []
-    with path.open(newline="", encoding="utf-8-sig") as f:  # as Excel saves a CSV too
+    # utf-8-sig: as Excel saves a CSV too; a stray non-UTF-8 byte spoils its row only (skipped, with a reason)
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.DictReader(f)
         if not {"emotion", "pixels"} <= set(reader.fieldnames or []):
             raise DatasetError(f"{path} is not a FER2013 CSV", "expected columns emotion,pixels,Usage")

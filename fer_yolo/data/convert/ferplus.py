@@ -63,7 +63,7 @@ def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray 
     mapping_path = root / MAPPING_FILE
     if not mapping_path.is_file():
         raise DatasetError(f"FER+ mapping not found: {mapping_path}", f"put {MAPPING_FILE} in {root}")
-    with mapping_path.open(newline="", encoding="utf-8-sig") as f:
+    with mapping_path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         try:
             to_jpg = {row["ferplus_png"]: row["fer2013_jpg"] for row in csv.DictReader(f)}
         except KeyError as e:
@@ -75,7 +75,7 @@ def mapped_votes(root: Path) -> Iterator[tuple[str, str, str | None, np.ndarray 
         raise DatasetError(f"no FER+ labels under {root}", "expected FER2013{Train,Valid,Test}/label.csv")
     for label_csv, split in label_csvs:
         if label_csv.is_file():
-            with label_csv.open(newline="", encoding="utf-8-sig") as f:
+            with label_csv.open(newline="", encoding="utf-8-sig", errors="replace") as f:
                 for line, row in enumerate(csv.reader(f), 1):
                     if not row:
                         continue
