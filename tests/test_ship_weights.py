@@ -21,9 +21,11 @@ def test_shipping_an_emotion_head_flags_the_int8_export_it_replaces(emotion_weig
     dst = tmp_path / emotion_weights.name
     alone = ship("emotion", str(emotion_weights), str(dst))
     assert alone.returncode == 0 and "wrote" in alone.stdout and "export of another" not in alone.stdout
+    packed = dst.read_bytes()
     state = torch.load(dst, weights_only=True)["state_dict"]
     assert all(v.dtype != torch.float32 for v in state.values())  # fp16 (and integer counters)
     int8 = default_weights("emotion", onnx=True)  # the shipped export, of the shipped .pt, not of dst
     (tmp_path / int8.name).write_bytes(int8.read_bytes())
     again = ship("emotion", str(emotion_weights), str(dst))
     assert again.returncode == 0 and f"{tmp_path / int8.name} is an export of another file" in again.stdout
+    assert dst.read_bytes() == packed  # packed again, the same bytes: an export of the first still matches
