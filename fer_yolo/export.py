@@ -27,7 +27,7 @@ from fer_yolo.data.images import IMAGE_SUFFIXES, PAD_VALUE, BadImage, decode_ima
 from fer_yolo.emotion.classifier import load_emotion_model
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.emotion.preprocess import Preprocess
-from fer_yolo.errors import ConfigError, DatasetError, WeightsError
+from fer_yolo.errors import ConfigError, DatasetError, MissingSplit, WeightsError
 from fer_yolo.onnx_backend import SEVEN_BIT_WEIGHTS, OnnxNet, export_detector_onnx, export_onnx
 from fer_yolo.utils.io import atomic_path, file_digest, load_checkpoint
 
@@ -179,7 +179,7 @@ def _sample_inputs(datas: list[Path], pre: Preprocess, n: int, seed: int) -> tup
         try:
             val = split_files(root, "val")
             held = [val[i] for i in sorted(rng.choice(len(val), min(k, len(val)), replace=False))]
-        except DatasetError:
+        except MissingSplit:
             held = [train[i] for i in sorted(order[k : 2 * k])]
         calib.append(_face_inputs(root, [train[i] for i in sorted(order[:k])], pre))
         check.append(_face_inputs(root, held, pre))

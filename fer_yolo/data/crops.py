@@ -79,8 +79,8 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
     """List (file, class id) of one split, in sorted order.
 
     Raises:
-        MissingSplit: The folder has no such split, or no images of it.
-        DatasetError: An unknown split name.
+        MissingSplit: The folder has no such split (FER2013's layout: no file of its prefix).
+        DatasetError: An unknown split name, or a split folder with no labelled images in it.
     """
     root = Path(root)
     if split not in SPLITS:
@@ -95,8 +95,9 @@ def split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
             "expected <root>/{train,val,test}/<emotion>/*.png or FER2013's train/ and test/ folders",
         )
     files = labelled_files(folder, prefix)
-    if not files:
-        raise MissingSplit(f"no images found for split {split!r} under {folder}", "check --data")
+    if not files:  # FER2013's test/ may hold one of its two splits only; a split folder must hold images
+        error = MissingSplit if prefix else DatasetError
+        raise error(f"no images found for split {split!r} under {folder}", "check --data")
     return files
 
 

@@ -54,6 +54,8 @@ def load_ferplus(
     sets = {}
     for split in splits:
         files = [(Path(i.source), i.label) for i in items if i.split == split]
+        if not files:
+            raise DatasetError(f"FER+ labels no image of split {split!r}", f"check {ferplus_root}")
         try:
             crops = read_crops(files, pre.input_size, pre.in_chans, f"FER+ {split}", pre.source_size)
             unreadable = len(crops.skipped)

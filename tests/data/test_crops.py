@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fer_yolo.data.crops import drop_leaks, load_crops
-from fer_yolo.errors import DatasetError
+from fer_yolo.errors import DatasetError, MissingSplit
 
 
 def test_fer2013_layout_splits_by_file_name(fer2013: Path):
@@ -41,3 +41,21 @@ def test_a_split_whose_images_are_all_unreadable_is_an_error_not_an_empty_set(fe
     with pytest.raises(DatasetError, match="none of its 3 images can be read"):
         load_crops(tmp_path, "val")
     assert len(load_crops(tmp_path, "train")) == 1
+
+
+def test_a_missing_split_is_told_apart_from_a_split_folder_without_images(fer2013: Path, tmp_path: Path):
+    fer = tmp_path / "fer"  # FER2013's layout, its test/ folder holding PublicTest images only
+    for split, prefix in (("train", "Training_"), ("test", "PublicTest_")):
+        (fer / split / "happy").mkdir(parents=True)
+        shutil.copy(min((fer2013 / split / "happy").glob(f"{prefix}*")), fer / split / "happy")
+    assert len(load_crops(fer, "val")) == 1
+    with pytest.raises(MissingSplit):  # no PrivateTest: a dataset without that split
+        load_crops(fer, "test")
+    own = tmp_path / "own"
+    (own / "train/happy").mkdir(parents=True)
+    shutil.copy(min((fer2013 / "train/happy").iterdir()), own / "train/happy")
+    (own / "val/joyful").mkdir(parents=True)  # a val folder whose images are in no emotion's folder
+    shutil.copy(min((fer2013 / "train/happy").iterdir()), own / "val/joyful")
+    with pytest.raises(DatasetError, match="no images found") as error:
+        load_crops(own, "val")
+    assert not isinstance(error.value, MissingSplit)  # an error, not a split to leave out
