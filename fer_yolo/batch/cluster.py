@@ -3,7 +3,10 @@
 Ray is an optional dependency (`pip install -e ".[cluster]"`), imported here only. The local instance
 binds to 127.0.0.1 alone: Ray's cluster mode registers a node under the machine's network address and
 listens on every interface, while its single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once
-when ray is imported) keeps every socket on loopback. Joining a cluster (`address`) leaves Ray as it is.
+when ray is imported) keeps every socket on loopback. Joining a cluster (`address`) leaves Ray as it is. Ray's
+usage statistics are off in this process and the local instance (RAY_USAGE_STATS_ENABLED=0): left on, Ray asks
+the cloud metadata address (169.254.169.254) which cloud it runs in and reports to usage-stats.ray.io, and
+nothing but the address the user names may be contacted.
 """
 
 from __future__ import annotations
@@ -23,14 +26,18 @@ LOGGER = logging.getLogger(__name__)
 #: "0": Ray's single-machine mode, every socket on 127.0.0.1.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: "0": no usage statistics, so no request to the cloud metadata address or to Ray's collector.
+USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
 
 
 def import_ray(local: bool = True) -> ModuleType:
-    """The ray module; for a local run imported in single-machine (loopback-only) mode.
+    """The ray module, its usage statistics off; for a local run imported in single-machine (loopback-only)
+    mode.
 
     Raises:
         FerYoloError: Ray is not installed (the hint names the extra that installs it).
     """
+    os.environ[USAGE_STATS_ENV] = "0"  # read when ray.init runs, and inherited by the local instance
     if local and "ray" not in sys.modules:
         os.environ.setdefault(LOOPBACK_ENV, "0")
     try:

@@ -48,3 +48,16 @@ def test_batch_refuses_an_address_where_no_cluster_answers(tmp_path: Path):
     )
     assert result.returncode == 2 and "error: no Ray cluster answers at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ray_usage_statistics_are_off_even_where_the_environment_turns_them_on():
+    # left on, Ray asks the cloud metadata address (169.254.169.254) which cloud it runs in: seen on a CI machine
+    code = (
+        "import os; os.environ['RAY_USAGE_STATS_ENABLED'] = '1'\n"
+        "from fer_yolo.batch.cluster import import_ray\n"
+        "import_ray()\n"
+        "from ray._common.usage.usage_lib import usage_stats_enabled\n"
+        "print(usage_stats_enabled())"
+    )
+    result = _python(code)
+    assert result.stdout.split() == ["False"], result.stderr
