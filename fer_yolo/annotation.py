@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
 import supervision as sv
@@ -41,6 +43,11 @@ class FaceAnnotator:
     def __init__(self, bars: bool | None = None, show_fps: bool | None = None) -> None:
         self.bars = default_of(bars, "stream.bars")
         self.show_fps = default_of(show_fps, "stream.fps_overlay")
+
+    @classmethod
+    def from_config(cls, stream: Mapping) -> FaceAnnotator:
+        """The annotator a `stream` config section asks for (its `bars` and `fps_overlay`)."""
+        return cls(stream["bars"], stream["fps_overlay"])
 
     def annotate(self, image: np.ndarray, faces: sv.Detections, fps: float | None = None) -> np.ndarray:
         """Annotated copy of a BGR uint8 frame; `faces.class_id` is replaced by the emotion id for colour."""

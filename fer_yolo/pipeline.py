@@ -112,12 +112,12 @@ class Pipeline:
         conf: Confidence at which a face is reported (and starts a track).
         tracker: Tracks faces across video frames (None: every frame on its own).
         smoother: Per-track smoothing of probabilities (needs `tracker`).
-        max_faces: Most faces per frame, the most confident (None: all the detector returns).
+        max_faces: Most faces per frame, the most confident.
         classify_every: Video: run the emotion head on each tracked face every n-th frame (staggered across
             faces by track id), its last probabilities standing in between; new faces are classified at
             once. Emotions change slower than frames: 2 halves the head's work and every face of every
             frame still has an emotion. 1: every face, every frame.
-        conf and classify_every left out (None) take the `pipeline` section's defaults.
+        conf, max_faces and classify_every left out (None) take the `pipeline` section's defaults.
 
     Example:
         >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
@@ -137,7 +137,8 @@ class Pipeline:
         classify_every: int | None = None,
     ) -> None:
         self.detector, self.classifier, self.conf = detector, classifier, pipeline_default(conf, "conf")
-        self.tracker, self.smoother, self.max_faces = tracker, smoother, max_faces
+        self.tracker, self.smoother = tracker, smoother
+        self.max_faces = pipeline_default(max_faces, "max_faces")
         self.classify_every = pipeline_default(classify_every, "classify_every")
         self._last: dict[int, np.ndarray] = {}  # each visible track's latest head output
         self._frame = 0
@@ -224,7 +225,7 @@ class Pipeline:
 
     def _most_confident(self, faces: sv.Detections) -> sv.Detections:
         """At most max_faces faces, the most confident (any detector: MTCNN has no limit of its own)."""
-        if self.max_faces is None or len(faces) <= self.max_faces:
+        if len(faces) <= self.max_faces:
             return faces
         return faces[np.argsort(-faces.confidence, kind="stable")[: self.max_faces]]
 

@@ -254,7 +254,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     project = project_folder(cfg)
     run_dir = increment_dir(project, cfg["name"])
     report = RunReport(run_dir, pipeline.weights)
-    annotator = FaceAnnotator(cfg["bars"], cfg["fps_overlay"])
+    annotator = FaceAnnotator.from_config(cfg)
     stems: set[str] = set()
     # earlier runs' outputs are not inputs (`fer-yolo predict .` run twice): the project folder, or where
     # it is the folder read (`--project .`), its run folders

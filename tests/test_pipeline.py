@@ -122,6 +122,8 @@ def test_max_faces_keeps_the_most_confident_faces_with_either_detector(cfg: dict
         kept = two.fork().process(image)[0]
         assert len(every) == 6 and len(kept) == 2
         assert np.allclose(np.sort(kept.confidence), np.sort(every.confidence)[-2:])
+    library = Pipeline(two.detector, two.classifier)  # a library caller's pipeline gets the CLI's limit
+    assert library.max_faces == load_config()["pipeline"]["max_faces"] == library.fork().max_faces
 
 
 def test_yolo_only_settings_given_with_mtcnn_are_reported_as_ignored(cfg: dict, caplog):

@@ -13,15 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import torch
-
 from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.batch.units import Unit
 from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import process_source
 from fer_yolo.sources import FrameSource, ImageSource, VideoFileSource
+from fer_yolo.utils.device import set_threads
 
 #: Output stem of every unit's files (unit.jsonl, unit_summary.json...): the source's stem may change
 #: between runs when files are added, a unit's folder must not.
@@ -55,8 +53,7 @@ class UnitWorker:
     """
 
     def __init__(self, pipeline_cfg: dict, stream_cfg: dict, threads: int) -> None:
-        torch.set_num_threads(threads)  # before the pipeline: its ONNX Runtime sessions take this count
-        cv2.setNumThreads(threads)
+        set_threads(threads)  # before the pipeline: its ONNX Runtime sessions take this count
         self.pipeline = Pipeline.from_config(pipeline_cfg)
         self.vid_stride = stream_cfg["vid_stride"]
         # The timeline alone: the driver merges units into each source's JSONL/CSV, summary and chart.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -36,7 +35,7 @@ from fer_yolo.onnx_backend import (
     use_onnx,
 )
 from fer_yolo.utils.device import select_device
-from fer_yolo.utils.io import atomic_path
+from fer_yolo.utils.io import save_checkpoint
 from fer_yolo.utils.paths import default_weights
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
@@ -97,6 +96,9 @@ def save_face_weights(src: str | Path, dst: str | Path, **card) -> Path:
         src: An ultralytics detection checkpoint (a run's weights/best.pt).
         dst: Output file (e.g. weights/face_yolo11n.pt).
         **card: Plain-data facts stored under "fer_yolo" (e.g. metrics, the command that made it).
+
+    The same source and card give the same bytes (the source's own save date is kept), so a file packed again
+    keeps its sha256 and any export that records it.
     """
     ckpt = load_yolo_checkpoint(src)
     model = copy.deepcopy(ckpt["model"]).half()
@@ -110,12 +112,11 @@ def save_face_weights(src: str | Path, dst: str | Path, **card) -> Path:
         "model": model,
         "train_args": dict(ckpt.get("train_args") or {}),
         "epoch": -1,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": ckpt.get("date"),
         "version": ultralytics_version,
         "fer_yolo": card,
     }
-    with atomic_path(dst) as tmp:
-        torch.save(out, tmp)
+    save_checkpoint(dst, out)
     return Path(dst)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import supervision as sv
 
 from fer_yolo.data.closeups import fit_inside, zoom_crop, zoom_window
 from fer_yolo.data.face_crops import read_list
@@ -41,22 +42,6 @@ class CloseupSet:
 
     def __len__(self) -> int:
         return len(self.frames) + len(self.zooms)
-
-
-def _area(xyxy: np.ndarray) -> np.ndarray:
-    return np.prod(np.clip(xyxy[..., 2:] - xyxy[..., :2], 0, None), axis=-1)
-
-
-def box_iou(box: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each row of `xyxy` (n, 4).
-
-    Example:
-        >>> box_iou(np.array([0, 0, 10, 10]), np.array([[0, 0, 10, 20], [20, 20, 30, 30]])).tolist()
-        [0.5, 0.0]
-    """
-    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    inter = _area(np.concatenate([np.maximum(box[:2], xyxy[:, :2]), np.minimum(box[2:], xyxy[:, 2:])], 1))
-    return inter / np.maximum(_area(box) + _area(xyxy) - inter, 1e-9)
 
 
 def fills_frame(xyxy: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
@@ -123,7 +108,8 @@ def score_closeups(detector: FaceDetector, closeups: CloseupSet, conf: float, ba
     for name, _, view, box in closeups.zooms:
         det = detector.detect(view)
         keep = det.confidence >= conf
-        found[name] = bool((box_iou(box, det.xyxy[keep]) >= 0.5).any()) if keep.any() else False
+        hit = keep.any() and (sv.box_iou_batch(box[None], det.xyxy[keep]) >= 0.5).any()
+        found[name] = bool(hit)
     frames = [found[name] for name, _ in closeups.frames]
     result = {
         "found": float(np.mean(list(found.values()))) if found else float("nan"),

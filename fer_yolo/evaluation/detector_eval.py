@@ -13,20 +13,10 @@ from fer_yolo.detectors import FaceDetector, build_detector, parse_detector_spec
 from fer_yolo.evaluation import widerface_ap as wap
 from fer_yolo.evaluation.closeups import CloseupSet, score_closeups
 from fer_yolo.evaluation.plots import plot_pr_curves
+from fer_yolo.utils.device import set_threads
 from fer_yolo.utils.io import write_json, write_text
 
 LOGGER = logging.getLogger(__name__)
-
-
-def set_threads(threads: int | None) -> None:
-    """Set torch's and OpenCV's thread counts (no-op for None)."""
-    if threads is None:
-        return
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 def evaluate_one(

@@ -22,6 +22,17 @@ INT8_ISAS = (
 SATURATING_ISAS = ("AVX512", "AVX2")
 
 
+def set_threads(threads: int | None) -> None:
+    """Set torch's and OpenCV's CPU thread counts (None: leave them). Before building a pipeline: its ONNX
+    Runtime sessions take torch's count."""
+    if threads is None:
+        return
+    import cv2
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
 def select_device(spec: str | None = "auto") -> torch.device:
     """Resolve 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'N' to a torch.device.
 

@@ -114,9 +114,10 @@ def append_lines(path: str | os.PathLike) -> Iterator[Any]:
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
-    """Save a checkpoint dict (tensors, numbers, strings, lists, dicts) atomically. The same dict gives the
-    same bytes: torch names the archive inside after the file it is given (here a file object, not the
-    temporary name), so a weight file packed again keeps its sha256 and the int8 export that records it."""
+    """Save a checkpoint dict (tensors, numbers, strings, lists, dicts; in a packed detector, its ultralytics
+    model) atomically. The same dict gives the same bytes: torch names the archive inside after the file it is
+    given (here a file object, not the temporary name), so a weight file packed again keeps its sha256 and the
+    int8 export that records it."""
     with atomic_path(path) as tmp, tmp.open("wb") as f:
         torch.save(checkpoint, f)
 

@@ -49,7 +49,7 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         pipeline, cfg["stream"], serve["job_ttl_s"], serve["max_jobs"], serve["max_video_frames"]
     )
     stream = cfg["stream"]
-    live_annotator = FaceAnnotator(stream["bars"], stream["fps_overlay"])  # as stream draws a live source
+    live_annotator = FaceAnnotator.from_config(stream)  # as stream draws a live source
     live = LiveFeed(pipeline.fork(), str(serve["source"]), live_annotator) if serve["source"] != "" else None
     lock, annotator = threading.Lock(), FaceAnnotator(bars=False, show_fps=False)
 

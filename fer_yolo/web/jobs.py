@@ -156,7 +156,7 @@ class VideoJobs:
                     self.cfg,
                     job.folder,
                     "video",
-                    FaceAnnotator(self.cfg["bars"], self.cfg["fps_overlay"]),
+                    FaceAnnotator.from_config(self.cfg),
                     video_suffix=".webm",
                     on_frame=progress,
                 )

@@ -112,6 +112,8 @@ def test_tiny_widerface_run_gives_weights_that_detect_and_pack(
     raw = torch.load(packed, map_location="cpu", weights_only=False)  # our own file: inspect it as stored
     assert next(raw["model"].parameters()).dtype == torch.float16 and "optimizer" not in raw
     assert load_yolo_checkpoint(packed)["fer_yolo"]["note"] == "test"
+    again_bytes = save_face_weights(run / "weights/last.pt", tmp_path / "face2.pt", note="test").read_bytes()
+    assert again_bytes == packed.read_bytes()  # packed again, the same bytes: an export recording it matches
     again = YoloFaceDetector(packed, imgsz=64, conf=0.0, device="cpu").detect_batch(images)
     for a, b in zip(faces, again):  # fp16 storage: the most confident boxes come back, to within rounding
         assert len(b) > 0
