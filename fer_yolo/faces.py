@@ -18,6 +18,9 @@ from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
 TIMELINE_COLUMNS = ["frame", "t_s", "track_id", "x1", "y1", "x2", "y2", "confidence", "emotion"] + [
     f"p_{e}" for e in EMOTIONS
 ]
+#: Timeline CSV columns: the file each face's frame came from (the JSON Lines frame's "source": the image of
+#: an image set, the video or stream otherwise), then the face's timeline columns.
+CSV_COLUMNS = ["file", *TIMELINE_COLUMNS]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 from fer_yolo.annotation import EMOTION_COLORS
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import FerYoloError
-from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
+from fer_yolo.faces import CSV_COLUMNS, FaceRecord
 from fer_yolo.utils.io import atomic_path, write_json
 from fer_yolo.utils.signals import deferred_interrupt
 
@@ -77,7 +77,8 @@ class VideoSink:
 
 
 class TimelineSink:
-    """Per-frame JSON Lines ({"frame", "t_s", "source", "faces": [...]}) and a per-face CSV.
+    """Per-frame JSON Lines ({"frame", "t_s", "source", "faces": [...]}) and a per-face CSV (CSV_COLUMNS: the
+    frame's source as `file`, then the face).
 
     Args:
         jsonl: JSON Lines path, or None.
@@ -92,7 +93,7 @@ class TimelineSink:
         self._stack = contextlib.ExitStack()
         self._jsonl = self._open(self.jsonl_path)
         csv_file = self._open(self.csv_path)
-        self._csv = csv.DictWriter(csv_file, fieldnames=TIMELINE_COLUMNS) if csv_file else None
+        self._csv = csv.DictWriter(csv_file, fieldnames=CSV_COLUMNS) if csv_file else None
         if self._csv:
             self._csv.writeheader()
         return self
@@ -109,7 +110,7 @@ class TimelineSink:
             record = {"frame": int(frame_index), "t_s": round(float(t_s), 3), "source": source, "faces": rows}
             self._jsonl.write(json.dumps(record) + "\n")
         if self._csv:
-            self._csv.writerows(rows)
+            self._csv.writerows({"file": source} | row for row in rows)
 
     def __exit__(self, *exc) -> None:
         with deferred_interrupt():  # finalise even when Ctrl-C ends the run; a second one lands after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import signal
@@ -286,7 +287,8 @@ def test_ctrl_c_between_a_frames_writes_leaves_every_output_with_the_same_frames
     report = run(pipeline, stream_cfg(cfg, clip, tmp_path), quiet=True)
     out = report.run_dir
     lines = (out / "test.jsonl").read_text().splitlines()
-    csv_frames = {line.split(",")[0] for line in (out / "test.csv").read_text().splitlines()[1:]}
+    with (out / "test.csv").open() as f:
+        csv_frames = {row["frame"] for row in csv.DictReader(f)}
     assert report.interrupted and report.sources[0]["frames"] == len(lines) == 6
     assert cv2.VideoCapture(str(out / "test.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 6
     assert csv_frames <= {str(i) for i in range(6)} and "5" in csv_frames
@@ -305,6 +307,9 @@ def test_predict_folder_writes_annotated_images_and_json(cfg: dict, pipeline: Pi
         boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in r["faces"]]).reshape(-1, 4)
         original = cv2.imread(str(media / "face_recognition" / name))
         assert_boxes_drawn(cv2.imread(str(out / "images" / name)), original, boxes)
+    with (out / "predictions.csv").open() as f:  # each face's row names its photo
+        rows = Counter(Path(row["file"]).name for row in csv.DictReader(f))
+    assert rows == {name: n for name, n in counts.items() if n}
     summary = json.loads((out / "predictions_summary.json").read_text())
     top = Counter(f["emotion"] for r in records for f in r["faces"])
     assert summary["faces"] == report.sources[0]["faces"] == sum(counts.values()) == sum(top.values())

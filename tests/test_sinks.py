@@ -16,7 +16,7 @@ import supervision as sv
 from fer_yolo.annotation import EMOTION_COLORS
 from fer_yolo.emotion.labels import EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.errors import FerYoloError
-from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord, face_records
+from fer_yolo.faces import CSV_COLUMNS, TIMELINE_COLUMNS, FaceRecord, face_records
 from fer_yolo.sinks import RunSummary, TimelineSink, VideoSink
 
 
@@ -58,7 +58,7 @@ def test_timeline_is_complete_even_when_the_run_is_interrupted(tmp_path: Path):
     assert [f["emotion"] for f in lines[0]["faces"]] == ["happy", "neutral"]
     with (tmp_path / "t.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == TIMELINE_COLUMNS and len(rows) == 2
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == 2 and {r["file"] for r in rows} == {"clip.mp4"}
     assert rows[1]["track_id"] == "2" and float(rows[1]["p_neutral"]) == 1.0
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 

@@ -20,13 +20,13 @@ from fer_yolo.batch.manifest import Manifest, unit_dir
 from fer_yolo.batch.units import FACES_TABLE, SOURCES_TABLE, Unit
 from fer_yolo.batch.worker import UNIT_STEM
 from fer_yolo.config import default_of
-from fer_yolo.faces import TIMELINE_COLUMNS, FaceRecord
+from fer_yolo.faces import CSV_COLUMNS, FaceRecord
 from fer_yolo.sinks import RunSummary
 from fer_yolo.utils.io import atomic_path
 
-#: faces.parquet / faces.csv: the source (video or image folder), the file the frame came from, then the
-#: timeline columns.
-FACE_COLUMNS = ["source", "file"] + TIMELINE_COLUMNS
+#: faces.parquet / faces.csv: the source (video or image folder), then a timeline CSV's columns (the file the
+#: frame came from, the face).
+FACE_COLUMNS = ["source", *CSV_COLUMNS]
 #: sources.csv: one row per source; skipped: its unreadable images (listed in report.json), incomplete: a
 #: video cut short of the frame count in its header.
 SOURCE_COLUMNS = [
@@ -129,7 +129,7 @@ def merge_source(
         jsonl = _open(stack, out_dir / f"{stem}.jsonl") if save_json else None
         timeline = None
         if save_csv:
-            timeline = csv.DictWriter(_open(stack, out_dir / f"{stem}.csv"), fieldnames=TIMELINE_COLUMNS)
+            timeline = csv.DictWriter(_open(stack, out_dir / f"{stem}.csv"), fieldnames=CSV_COLUMNS)
             timeline.writeheader()
         next_id = 0  # segments restart their tracker: ids of later segments start after the earlier ones
         for unit in units:
@@ -142,7 +142,7 @@ def merge_source(
                 if jsonl is not None:
                     jsonl.write(json.dumps(record) + "\n")
                 if timeline is not None:
-                    timeline.writerows(record["faces"])
+                    timeline.writerows({"file": record["source"]} | row for row in record["faces"])
                 faces.add(unit.source, record["source"], record["faces"])
                 summary.add(record["t_s"], [FaceRecord.from_row(row) for row in record["faces"]])
             next_id = top + 1
