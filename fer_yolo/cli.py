@@ -190,9 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=help_text)
         s.add_argument(
-            "source", nargs="?", help="0 (webcam) | video.mp4 | rtsp://... | image | folder | glob"
+            "source",
+            nargs="*",
+            help="0 (webcam) | video.mp4 | rtsp://... | image | folder | glob | list.txt (one path a line); "
+            "several: their images are one set, each video its own",
         )
-        s.add_argument("--source", dest="source_opt", metavar="SOURCE", help="same as the positional source")
+        s.add_argument(
+            "--source",
+            dest="source_opt",
+            metavar="SOURCE",
+            action="append",
+            help="same as a positional source",
+        )
         _pipeline_options(s)
         _common(s)
     w = sub.add_parser("serve", help="web page + JSON API: photos, videos and a live source")
@@ -308,7 +317,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             keys = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "segment_s", "max_retries")
             return {"pipeline": pipeline, "stream": stream, "batch": {k: getattr(args, k) for k in keys}}
         stream = {
-            "source": args.source_opt or args.source,
+            "source": (args.source_opt or []) + args.source or None,
             "vid_stride": args.vid_stride,
             "batch": args.batch,
             "show": args.show,

@@ -128,6 +128,8 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         return str(value)  # YAML and --set read a webcam index (source: 0) as a number
     if isinstance(default, list) and isinstance(value, tuple):
         return list(value)
+    if isinstance(default, list) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return [value]  # one item (`source: clip.mp4`, YAML's `source: 0`)
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
         raise ConfigError(f"{key} must be {type(default).__name__}, got {value!r}")
     return value

@@ -260,7 +260,7 @@ def run(pipeline: Pipeline, cfg: dict, quiet: bool = False) -> RunReport:
     # it is the folder read (`--project .`), its run folders
     outputs = [project, run_dir, *earlier_runs(project)]
     sources = open_sources(
-        str(cfg["source"]), cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=outputs
+        cfg["source"], cfg["vid_stride"], cfg["reconnect"], report.skipped, exclude=outputs
     )
     try:
         with terminate_as_interrupt():  # `kill` finalises the outputs as Ctrl-C does

@@ -225,8 +225,9 @@ class RunSummary:
         }
 
     def write(self, json_path: str | Path, png_path: str | Path | None) -> None:
-        """Write the summary JSON and, when there were faces, the emotions-over-time plot (else remove an
-        earlier run's plot at that path, e.g. a batch output written again)."""
+        """Write the summary JSON and, when there were faces, its chart: emotions over time for a video or
+        stream, faces per emotion for an image set (else remove an earlier run's chart at that path, e.g. a
+        batch output written again)."""
         write_json(json_path, self.to_dict())
         if png_path and self.faces:
             self._plot(Path(png_path))
@@ -239,6 +240,19 @@ class RunSummary:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        colors = [np.array(EMOTION_COLORS.by_idx(k).as_rgb()) / 255 for k in range(len(EMOTIONS))]
+        if self.fps is None:  # photos: no time axis
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            ax.bar(EMOTIONS, [self.emotions[e] for e in EMOTIONS], color=colors)
+            ax.set_ylabel("faces"), ax.set_title(f"Faces per emotion ({self.faces} faces)")
+        else:
+            fig, ax = self._plot_over_time(plt, colors)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+
+    def _plot_over_time(self, plt, colors: list) -> tuple:
         buckets, width = self.seconds.buckets, self.seconds.width
         seconds = np.arange(min(buckets), max(buckets) + width, width)
         counts = np.array([[buckets.get(s, Counter())[e] for e in EMOTIONS] for s in seconds], float)
@@ -246,13 +260,9 @@ class RunSummary:
         # repeat the last bucket so the "post" step plot draws it too
         seconds, shares = np.append(seconds, seconds[-1] + width), np.vstack([shares, shares[-1:]])
         fig, ax = plt.subplots(figsize=(10, 3.5))
-        colors = [np.array(EMOTION_COLORS.by_idx(k).as_rgb()) / 255 for k in range(len(EMOTIONS))]
         ax.stackplot(seconds, shares.T, labels=EMOTIONS, colors=colors, step="post")
         ax.set_xlabel("time (s)"), ax.set_ylabel("share of faces"), ax.set_ylim(0, 1)
         ax.set_xlim(seconds[0], seconds[-1])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
         ax.set_title(f"Emotions over time (faces per {'second' if width == 1 else f'{width} s'})")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
+        return fig, ax

@@ -1,8 +1,9 @@
 """Frame sources: webcams, RTSP/HTTP streams, video files, images, folders and globs.
 
-`open_sources(spec)` classifies the spec once and yields one `FrameSource` per input: a folder of
-videos gives one source per video (so tracks and outputs restart per video), its images one
-`ImageSource` for all of them. Every source is a context manager and an iterator of `Frame`s.
+`open_sources(spec)` classifies one spec or several once and yields one `FrameSource` per input: a
+folder, glob or list of videos gives one source per video (so tracks and outputs restart per video),
+their images one `ImageSource` for all of them. Every source is a context manager and an iterator of
+`Frame`s.
 
 Live sources (webcam, rtsp://, http(s)://) read in a daemon thread that keeps only the newest frame,
 so processing never falls behind real time: frames that arrive while one is being processed are
@@ -11,6 +12,7 @@ dropped and counted. Network streams that drop are re-opened with exponential ba
 
 from __future__ import annotations
 
+import csv
 import glob
 import itertools
 import logging
@@ -31,6 +33,8 @@ from fer_yolo.data.images import IMAGE_SUFFIXES, BadImage, decode_image
 from fer_yolo.errors import SourceError
 
 LOGGER = logging.getLogger(__name__)
+#: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
+LIST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
 #: Frame rate assumed where a container or stream reports none (0) or garbage.
@@ -500,55 +504,116 @@ def is_video_url(spec: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and Path(parts.path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def read_list(path: Path) -> list[str]:
+    """The paths a source list names, relative ones taken from the list's folder.
+
+    Args:
+        path: A text file (one path a line; blank lines and `#` comments skipped) or a CSV file (its `path`
+            column, else its first column).
+
+    Example:
+        >>> read_list(Path("archive.csv"))  # doctest: +SKIP
+        ['/data/archive/2021/talk.mp4', '/data/archive/2021/photos']
+    """
+    text = path.read_text()
+    if path.suffix.lower() == ".csv":
+        rows = [row for row in csv.reader(text.splitlines()) if row]
+        column = rows.pop(0).index("path") if rows and "path" in rows[0] else 0
+        entries = [row[column] if column < len(row) else "" for row in rows]  # a short row names nothing
+    else:
+        entries = text.splitlines()
+    entries = [e.strip() for e in entries]
+    return [str(path.parent / Path(e).expanduser()) for e in entries if e and not e.startswith("#")]
+
+
+def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """Image and video files named by files, folders (recursive), globs and source lists, first mention
+    first, each once; folders and ** globs leave out the files inside `exclude` (`expand_spec`).
+
+    A path on the command line that matches nothing is an error; one in a source list is kept, so the run
+    records it as failed and goes on.
+
+    Raises:
+        SourceError: A command-line spec that matches nothing, or nothing to process at all.
+    """
+    files: dict[Path, None] = {}
+    exclude = tuple(exclude)  # read once per spec
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            for entry in read_list(path):
+                found = (
+                    expand_spec(entry, exclude) if Path(entry).exists() or is_glob(entry) else [Path(entry)]
+                )
+                files.update(dict.fromkeys(found))
+        else:
+            files.update(dict.fromkeys(expand_spec(spec, exclude)))
+    if not files:
+        raise SourceError(
+            f"no images or videos in {' '.join(specs)}",
+            f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}",
+        )
+    return list(files)
+
+
 def is_live(spec: str) -> bool:
     """True for webcam indexes and stream URLs (not http(s) URLs of video files)."""
     return spec.isdigit() or (spec.lower().startswith(STREAM_PREFIXES) and not is_video_url(spec))
 
 
 def open_sources(
-    spec: str,
+    spec: str | int | os.PathLike | Iterable[str | int | os.PathLike],
     vid_stride: int | None = None,
     reconnect: bool | None = None,
     skipped: list[tuple[str, str]] | None = None,
     exclude: Iterable[str | Path] = (),
 ) -> Iterator[FrameSource]:
-    """Yield the sources a --source spec names, each opened only when reached.
+    """Yield the sources one spec or several name, each opened only when reached.
+
+    The images of every file, folder, glob and list are one image set, yielded first; then each video, then
+    each webcam and stream, in the order named.
 
     Args:
-        spec: Webcam index ("0"), stream URL, video file (path or http(s) URL), image file, folder (searched
-            recursively) or glob.
+        spec: Webcam index (0 or "0"), stream URL, video file (path or http(s) URL), image file, folder
+            (searched recursively), glob or source list (LIST_SUFFIXES: one path a line, or a CSV's `path`
+            column), or a list of these (the shell's expansion of `*.jpg`).
         vid_stride: Keep every n-th frame of video files (None: `stream.vid_stride`).
         reconnect: Re-open dropped network streams (None: `stream.reconnect`).
-        skipped: Receives (file, reason) for each video of a folder or glob that cannot be opened (unreadable
-            images are listed by their ImageSource).
+        skipped: Receives (file, reason) for each video of a folder, glob or list that cannot be opened
+            (unreadable images are listed by their ImageSource).
         exclude: Output folders a folder or a recursive (**) glob leaves out (`expand_spec`).
 
     Raises:
-        SourceError: Nothing at `spec`, no images or videos in it, or a single source that cannot be opened.
+        SourceError: A spec that names nothing, no images or videos in them, or a single source that cannot be
+            opened.
         ValueError: `vid_stride` below 1 (when a video is reached).
+
+    Example:
+        >>> [s.info.name for s in open_sources(["a.jpg", "b.jpg", "talk.mp4"])]  # doctest: +SKIP
+        ['2 images', 'talk.mp4']
     """
-    if is_live(spec):
-        yield LiveSource(int(spec) if spec.isdigit() else spec, reconnect=reconnect)
-        return
-    if is_video_url(spec):
-        yield VideoFileSource(spec, vid_stride)
-        return
-    files = expand_spec(spec, exclude)
-    if not files:
-        raise SourceError(
-            f"no images or videos in {spec}", f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}"
-        )
+    specs = [str(s) for s in ([spec] if isinstance(spec, (str, int, os.PathLike)) else spec)]
+    streams = [s for s in specs if is_live(s) or is_video_url(s)]
+    paths = [s for s in specs if s not in streams]
+    files = collect_files(paths, exclude) if paths else []
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
-        yield ImageSource(images, spec if len(images) > 1 else str(images[0]))
+        folder = len(paths) == 1 and Path(paths[0]).suffix.lower() not in LIST_SUFFIXES  # or a glob
+        name = str(images[0]) if len(images) == 1 else paths[0] if folder else f"{len(images)} images"
+        yield ImageSource(images, name)
     for video in (p for p in files if p.suffix.lower() in VIDEO_SUFFIXES):
         try:
             source = VideoFileSource(video, vid_stride)
         except SourceError:
-            if len(files) == 1:
+            if len(files) == 1 and not streams:
                 raise
             LOGGER.warning("skipped %s: cannot open as a video", video)
             if skipped is not None:
                 skipped.append((str(video), "cannot open as a video"))
             continue
         yield source
+    for stream in streams:
+        if is_live(stream):
+            yield LiveSource(int(stream) if stream.isdigit() else stream, reconnect=reconnect)
+        else:
+            yield VideoFileSource(stream, vid_stride)

@@ -138,13 +138,14 @@ def test_serve_answers_and_ctrl_c_stops_it_while_a_live_viewer_is_connected(medi
 @pytest.mark.parametrize(
     ("argv", "source", "project"),
     [
-        (["predict", "a.jpg"], "a.jpg", "runs/predict"),
-        (["stream", "--source", "0"], "0", "runs/stream"),
-        (["predict", "a.jpg", "--config", "my.yaml"], "a.jpg", "/my/runs"),  # the config's parent folder
-        (["stream", "--config", "my.yaml", "--project", "p"], "0", "p"),  # a flag beats the config
+        (["predict", "a.jpg"], ["a.jpg"], "runs/predict"),
+        (["predict", "a.jpg", "b.jpg", "--source", "c"], ["c", "a.jpg", "b.jpg"], "runs/predict"),  # *.jpg
+        (["stream", "--source", "0"], ["0"], "runs/stream"),
+        (["predict", "a.jpg", "--config", "my.yaml"], ["a.jpg"], "/my/runs"),  # the config's parent folder
+        (["stream", "--config", "my.yaml", "--project", "p"], [0], "p"),  # a flag beats the config
         (
             ["predict", "a.jpg", "--project", "runs/stream"],
-            "a.jpg",
+            ["a.jpg"],
             "runs/stream",
         ),  # the default's value, named
     ],

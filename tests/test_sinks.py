@@ -114,6 +114,20 @@ def test_summary_gives_each_track_its_dominant_emotion_and_durations(tmp_path: P
     assert pixels("angry") > pixels("happy") > pixels("sad") > 10 * pixels("fear") > 0
 
 
+def test_an_image_sets_chart_counts_faces_per_emotion(tmp_path: Path):
+    summary = RunSummary(fps=None)  # photos: every frame at t 0, no time axis to draw
+    for i, emotion in enumerate([3, 3, 4, 3]):
+        summary.add(0.0, face_records(i, 0.0, faces([-1], [emotion])))
+    summary.write(tmp_path / "s.json", tmp_path / "s.png")
+    chart = cv2.imread(str(tmp_path / "s.png"))
+    assert chart.shape == (350, 700, 3)  # the bar chart, not the 1000 px wide chart over time
+
+    def pixels(emotion: str) -> int:
+        return int(np.all(chart == EMOTION_COLORS.by_idx(EMOTIONS.index(emotion)).as_bgr(), axis=2).sum())
+
+    assert pixels("happy") == pytest.approx(3 * pixels("sad"), rel=0.05) and pixels("angry") == 0
+
+
 def test_an_outage_between_frames_is_not_counted_as_time_a_face_was_seen(tmp_path: Path):
     summary = RunSummary(fps=10.0)
     for t_s in (0.0, 0.1, 60.1, 60.2):  # a stream that reconnects after a minute

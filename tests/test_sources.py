@@ -104,6 +104,21 @@ def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, t
         s.close()
 
 
+def test_several_specs_and_a_list_give_one_image_set_then_each_video(media: Path, tmp_path: Path):
+    faces = media / "face_recognition"
+    (tmp_path / "more.txt").write_text(f"# from a list\n{faces / 'kit_with_rose.jpg'}\n{media / CLIP}\n")
+    specs = [faces / "obama.jpg", str(faces / "obama*.jpg"), str(tmp_path / "more.txt")]  # obama.jpg twice
+    sources = list(open_sources(specs))
+    assert [type(s) for s in sources] == [ImageSource, VideoFileSource]
+    names = [Path(p).name for p in sources[0].paths]
+    assert names == ["obama.jpg", "obama_and_biden.jpg", "kit_with_rose.jpg"]  # first mention first, once
+    assert sources[0].info.name == "3 images" and sources[1].info.stem == "short_hamilton_clip"
+    for s in sources:
+        s.close()
+    with pytest.raises(SourceError, match="source not found"):  # a typo among several is still an error
+        list(open_sources([str(faces / "obama.jpg"), str(faces / "obama.jpeg")]))
+
+
 def test_glob_selects_matching_files(media: Path):
     (source,) = open_sources(str(media / "face_recognition/obama*.jpg"))
     assert sorted(Path(p).name for p in source.paths) == ["obama.jpg", "obama_and_biden.jpg"]

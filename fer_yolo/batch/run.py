@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from fer_yolo.batch.cluster import ray_session
 from fer_yolo.batch.manifest import Manifest, commit_unit
 from fer_yolo.batch.merge import merge_run
-from fer_yolo.batch.units import Unit, collect_files, longest_first, plan_units
+from fer_yolo.batch.units import Unit, longest_first, plan_units
 from fer_yolo.batch.worker import UnitWorker
 from fer_yolo.errors import ConfigError, FerYoloError
+from fer_yolo.sources import collect_files
 from fer_yolo.utils.io import write_json
 from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 
@@ -82,7 +83,7 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
     """Process every image folder and video that `specs` name on Ray workers; resume `out_dir` if it exists.
 
     Args:
-        specs: Files, folders, globs and source lists (see units.collect_files).
+        specs: Files, folders, globs and source lists (see sources.collect_files).
         out_dir: Output folder: per source <stem>.jsonl/.csv/_summary.json (and _emotions.png where faces
             were seen), faces.parquet, faces.csv, sources.csv, manifest.json, report.json and units/. Not a
             source folder itself (a rerun would read the outputs as inputs); a folder inside one is fine.

@@ -7,11 +7,9 @@ plans the same units again and a rerun can tell finished ones from the rest.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +17,10 @@ import cv2
 
 from fer_yolo.config import default_of
 from fer_yolo.data.images import IMAGE_SUFFIXES
-from fer_yolo.errors import SourceError
 from fer_yolo.runner import unique_name
-from fer_yolo.sources import VIDEO_SUFFIXES, evenly_timed, expand_spec, is_glob, known_fps, safe_stem
+from fer_yolo.sources import evenly_timed, known_fps, safe_stem
 
 LOGGER = logging.getLogger(__name__)
-#: Source lists: one path per line (text) or a `path` column (CSV, else its first column).
-LIST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
 #: The run's own tables (faces.parquet, faces.csv, sources.csv): no source's outputs take these names.
 FACES_TABLE, SOURCES_TABLE = "faces", "sources"
 
@@ -63,58 +58,6 @@ class Unit:
         return out | {"images": len(self.images)}
 
 
-def read_list(path: Path) -> list[str]:
-    """The paths a source list names, relative ones taken from the list's folder.
-
-    Args:
-        path: A text file (one path a line; blank lines and `#` comments skipped) or a CSV file (its `path`
-            column, else its first column).
-
-    Example:
-        >>> read_list(Path("archive.csv"))  # doctest: +SKIP
-        ['/data/archive/2021/talk.mp4', '/data/archive/2021/photos']
-    """
-    text = path.read_text()
-    if path.suffix.lower() == ".csv":
-        rows = [row for row in csv.reader(text.splitlines()) if row]
-        column = rows.pop(0).index("path") if rows and "path" in rows[0] else 0
-        entries = [row[column] if column < len(row) else "" for row in rows]  # a short row names nothing
-    else:
-        entries = text.splitlines()
-    entries = [e.strip() for e in entries]
-    return [str(path.parent / Path(e).expanduser()) for e in entries if e and not e.startswith("#")]
-
-
-def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[Path]:
-    """Image and video files named by files, folders (recursive), globs and source lists, first mention
-    first, each once; folders and ** globs leave out the files inside `exclude` (`expand_spec`).
-
-    A path on the command line that matches nothing is an error; one in a source list is kept, so the run
-    records it as failed and goes on.
-
-    Raises:
-        SourceError: A command-line spec that matches nothing, or nothing to process at all.
-    """
-    files: dict[Path, None] = {}
-    exclude = tuple(exclude)  # read once per spec
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-            for entry in read_list(path):
-                found = (
-                    expand_spec(entry, exclude) if Path(entry).exists() or is_glob(entry) else [Path(entry)]
-                )
-                files.update(dict.fromkeys(found))
-        else:
-            files.update(dict.fromkeys(expand_spec(spec, exclude)))
-    if not files:
-        raise SourceError(
-            f"no images or videos in {' '.join(specs)}",
-            f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}",
-        )
-    return list(files)
-
-
 def plan_units(
     files: list[Path], segment_s: float | None = None, vid_stride: int | None = None
 ) -> list[Unit]:
@@ -122,7 +65,7 @@ def plan_units(
     images.
 
     Args:
-        files: Image and video files (see collect_files).
+        files: Image and video files (see sources.collect_files).
         segment_s: Videos longer than this are cut into equal segments no longer than it, seconds (0: never;
             None: `batch.segment_s`).
         vid_stride: Every n-th frame is processed: segments start on such frames (None: `stream.vid_stride`).

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fer_yolo.batch.units import collect_files, longest_first, plan_units, read_list
+from fer_yolo.batch.units import longest_first, plan_units
 from fer_yolo.errors import ConfigError, SourceError
+from fer_yolo.sources import collect_files, read_list
 from tests.helpers.videos import write_timed_clip
 
 CLIP = "face_recognition/short_hamilton_clip.mp4"  # 29.97 fps, 275 frames: 9.2 s
