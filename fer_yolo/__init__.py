@@ -3,11 +3,13 @@
 The command line is a thin layer over this API:
 
     import cv2
-    from fer_yolo import Pipeline, load_config, open_sources
+    from fer_yolo import Pipeline
 
-    pipeline = Pipeline.from_config(load_config()["pipeline"])  # shipped weights
+    pipeline = Pipeline.from_config()  # shipped weights, default settings
     faces, latency_ms = pipeline.process(cv2.imread("group.jpg"))
     print(faces.xyxy, faces.data["emotion"])
+    for result in pipeline.run("clip.mp4"):
+        print(result.frame.index, result.faces.data["emotion"])
 """
 
 from __future__ import annotations

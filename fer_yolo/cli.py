@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="same as a positional source",
         )
         _pipeline_options(s)
+        _threads_option(s)
         _common(s)
     w = sub.add_parser("serve", help="web page + JSON API: photos, videos and a live source")
     w.add_argument(
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, key in (("--detector", "detector"), ("--weights", "weights"), ("--emotion-weights", "emotion")):
         w.add_argument(flag, dest=key.replace("-", "_"), help=f"as in `stream` ({key})")
     w.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    _threads_option(w)
     _common(w)
     b = sub.add_parser(
         "batch", help="image folders and video archives on Ray workers: resumable, fault-tolerant"
@@ -236,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     _pipeline_options(b, annotated=False)
     _common(b)
     return parser
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="CPU threads for the networks (default: all cores)")
 
 
 def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> None:
@@ -300,6 +306,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             "detector_weights": args.weights,
             "emotion_weights": args.emotion,
             "device": args.device,
+            "threads": args.threads,
         }
         return {"pipeline": pipeline, "serve": {"host": args.host, "port": args.port, "source": args.source}}
     if args.command in ("stream", "predict", "batch"):
@@ -311,6 +318,7 @@ def _overrides(args: argparse.Namespace) -> dict:
             "conf": args.conf,
             "device": args.device,
             "track": args.track,
+            "threads": getattr(args, "threads", None),  # stream and predict (batch: --cpus-per-worker)
         }
         if args.command == "batch":
             stream = {k: getattr(args, k) for k in ("vid_stride", "batch", "save_json", "save_csv")}

@@ -26,6 +26,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "pipeline.classify_every": (1, INF),
     "pipeline.track_buffer_s": (0, INF),
     "pipeline.smoothing_s": (0, INF),
+    "pipeline.threads": (0, 1024),
     "stream.vid_stride": (1, INF),
     "stream.batch": (1, INF),
     "stream.max_frames": (0, INF),

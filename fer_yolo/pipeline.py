@@ -8,23 +8,25 @@ only write out.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
 
 from fer_yolo.annotation import FaceAnnotator
-from fer_yolo.config import default_of, defaults, pipeline_default
+from fer_yolo.config import default_of, defaults, load_config, pipeline_default
 from fer_yolo.data.images import as_bgr
 from fer_yolo.detectors import USER_WEIGHTS, FaceDetector, build_detector
 from fer_yolo.emotion.classifier import EmotionClassifier
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
 from fer_yolo.faces import FaceRecord, face_records
 from fer_yolo.smoothing import EmaSmoother
-from fer_yolo.sources import Frame, FrameSource
+from fer_yolo.sources import Frame, FrameSource, open_sources
 from fer_yolo.tracking import FaceTracker
+from fer_yolo.utils.device import set_threads
 
 LOGGER = logging.getLogger(__name__)
 #: `pipeline` settings of the YOLO detector, which MTCNN does not read.
@@ -120,10 +122,9 @@ class Pipeline:
         conf, max_faces and classify_every left out (None) take the `pipeline` section's defaults.
 
     Example:
-        >>> pipeline = Pipeline.from_config(load_config()["pipeline"])  # doctest: +SKIP
-        >>> with next(open_sources("video.mp4")) as source:  # doctest: +SKIP
-        ...     for result in pipeline.run(source):
-        ...         print(result.frame.index, result.faces.data["emotion"])
+        >>> pipeline = Pipeline.from_config()  # doctest: +SKIP
+        >>> for result in pipeline.run("video.mp4"):  # doctest: +SKIP
+        ...     print(result.frame.index, result.faces.data["emotion"])
     """
 
     def __init__(
@@ -149,8 +150,20 @@ class Pipeline:
         return {"detector": self.detector.weights, "emotion": self.classifier.weights}
 
     @classmethod
-    def from_config(cls, cfg: dict) -> Pipeline:
-        """Build from the `pipeline` config section (keys and meaning: fer_yolo/cfg/default.yaml)."""
+    def from_config(cls, cfg: dict | None = None) -> Pipeline:
+        """Build from a `pipeline` config section (keys and meaning: fer_yolo/cfg/default.yaml) or a whole
+        config; keys left out (or None) take their defaults, and every value is checked as `--set` checks it.
+
+        Raises:
+            ConfigError: An unknown key, a value of the wrong type or out of range, an unknown detector.
+
+        Example:
+            >>> pipeline = Pipeline.from_config({"conf": 0.5})  # doctest: +SKIP
+        """
+        cfg = cfg or {}
+        section = cfg["pipeline"] if isinstance(cfg.get("pipeline"), dict) else cfg
+        cfg = load_config(overrides={"pipeline": section})["pipeline"]
+        set_threads(cfg["threads"] or None)  # before the ONNX Runtime sessions, which take torch's count
         classifier = EmotionClassifier(
             cfg["emotion_weights"] or None,
             device=cfg["device"],
@@ -281,17 +294,26 @@ class Pipeline:
         return [(faces, dict(latency)) for faces in faces_list]
 
     def run(
-        self, source: FrameSource, batch: int | None = None, annotator: FaceAnnotator | None = None
+        self,
+        source: FrameSource | str | int | os.PathLike | Iterable,
+        batch: int | None = None,
+        annotator: FaceAnnotator | None = None,
     ) -> Iterator[FrameResult]:
         """Process every frame a source yields (tracks restart with each source).
 
         Args:
-            source: An opened source.
+            source: An opened source, or what `open_sources` takes (a video, image, folder, glob, URL, webcam
+                index or a list of them): each source it names is then opened, run and closed in turn.
             batch: Frames per detector/emotion batch for files (GPUs gain from 8-32; None: `stream.batch`);
                 live sources always go frame by frame, so no frame waits for the next.
             annotator: Draw each frame's faces (and its fps, if the annotator shows it) into
                 FrameResult.annotated.
         """
+        if not isinstance(source, FrameSource):
+            for opened in open_sources(source):
+                with opened:
+                    yield from self.run(opened, batch, annotator)
+            return
         self.reset()
         track = source.info.fps is not None  # videos and live sources; image sets are independent
         size = 1 if source.info.live else max(1, default_of(batch, "stream.batch"))

@@ -140,7 +140,7 @@ def test_serve_answers_and_ctrl_c_stops_it_while_a_live_viewer_is_connected(medi
     [
         (["predict", "a.jpg"], ["a.jpg"], "runs/predict"),
         (["predict", "a.jpg", "b.jpg", "--source", "c"], ["c", "a.jpg", "b.jpg"], "runs/predict"),  # *.jpg
-        (["stream", "--source", "0"], ["0"], "runs/stream"),
+        (["stream", "--source", "0", "--threads", "2"], ["0"], "runs/stream"),
         (["predict", "a.jpg", "--config", "my.yaml"], ["a.jpg"], "/my/runs"),  # the config's parent folder
         (["stream", "--config", "my.yaml", "--project", "p"], [0], "p"),  # a flag beats the config
         (
@@ -160,7 +160,9 @@ def test_stream_and_predict_settings_reach_the_runner(argv, source, project, tmp
         done = {"source": stream["source"], "frames": 1, "faces": 0, "faces_tracks": 0, "fps": 1.0}
         return SimpleNamespace(sources=[done], skipped=[], run_dir="out", interrupted=False)
 
-    monkeypatch.setattr(pipeline_module.Pipeline, "from_config", staticmethod(lambda cfg: None))
+    record = staticmethod(lambda cfg: seen.update(pipe=cfg))  # the pipeline section as the CLI made it
+    monkeypatch.setattr(pipeline_module.Pipeline, "from_config", record)
     monkeypatch.setattr(runner_module, "run", run)
     assert main(argv) == 0
     assert (seen["source"], seen["project"]) == (source, project)
+    assert seen["pipe"]["threads"] == (2 if "--threads" in argv else 0)

@@ -16,10 +16,13 @@ import cv2
 import numpy as np
 import pytest
 import supervision as sv
+import torch
+from PIL import Image
 
 from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.config import load_config
 from fer_yolo.emotion.labels import EMOTION_KEY, EMOTION_PROBS_KEY, EMOTIONS
+from fer_yolo.errors import ConfigError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import run
 from fer_yolo.sources import ArraySource, VideoFileSource
@@ -72,9 +75,34 @@ def test_grey_and_bgra_frames_give_the_faces_of_the_bgr_frame_and_bad_frames_cle
         (bgr.astype(np.float32), "8-bit"),
         (bgr[:0], "shape"),
         (np.zeros((4, 4, 2), np.uint8), "shape"),
+        (str(media / "face_recognition/obama.jpg"), "cv2.imread it first"),  # what ultralytics takes
+        (Image.fromarray(bgr[..., ::-1]), r"np.asarray\(image\)\[..., ::-1\]"),
     ]:
         with pytest.raises(ValueError, match=message):
             pipeline.process(bad)
+
+
+def test_a_library_caller_gets_the_defaults_checked_settings_and_sources_by_name(
+    face_weights: Path, emotion_weights: Path, media: Path, tmp_path: Path
+):
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    try:  # settings left out take their defaults; `threads` applies to the process, as --threads does
+        over = {"detector_weights": str(face_weights), "emotion_weights": str(emotion_weights), "threads": 1}
+        pipeline = Pipeline.from_config({"pipeline": over | {"conf": 0.5}})  # a whole config works too
+        assert (pipeline.conf, pipeline.max_faces) == (0.5, load_config()["pipeline"]["max_faces"])
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(threads[0]), cv2.setNumThreads(threads[1])
+    wrong = [({"conff": 0.5}, r"did you mean \['conf'"), ({"conf": 2.0}, r"pipeline\.conf must be in \[0,")]
+    for bad, message in wrong:
+        with pytest.raises(ConfigError, match=message):  # as --set checks them
+            Pipeline.from_config(bad)
+    shutil.copy(media / "face_recognition/obama.jpg", tmp_path / "a.jpg")
+    clip = media / "sihanwang_video/test.mp4"
+    results = list(pipeline.run([tmp_path, clip]))  # opened, run and closed in turn: images, then the video
+    assert [r.frame.name for r in results[:1]] == [str(tmp_path / "a.jpg")] and len(results[0].faces) == 1
+    assert len(results) == 1 + cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT)
+    assert results[1].frame.index == 0 and results[-1].faces.tracker_id is not None
 
 
 def test_the_fer_mini_xception_runs_as_the_emotion_head(cfg: dict, mini_xception_hdf5: Path, media: Path):

@@ -19,7 +19,6 @@ from fer_yolo.errors import FerYoloError
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import process_source
 from fer_yolo.sources import FrameSource, ImageSource, VideoFileSource
-from fer_yolo.utils.device import set_threads
 
 #: Output stem of every unit's files (unit.jsonl, unit_summary.json...): the source's stem may change
 #: between runs when files are added, a unit's folder must not.
@@ -53,8 +52,7 @@ class UnitWorker:
     """
 
     def __init__(self, pipeline_cfg: dict, stream_cfg: dict, threads: int) -> None:
-        set_threads(threads)  # before the pipeline: its ONNX Runtime sessions take this count
-        self.pipeline = Pipeline.from_config(pipeline_cfg)
+        self.pipeline = Pipeline.from_config(pipeline_cfg | {"threads": threads})
         self.vid_stride = stream_cfg["vid_stride"]
         # The timeline alone: the driver merges units into each source's JSONL/CSV, summary and chart.
         self.outputs = {"save": False, "save_json": True, "save_csv": False, "show": False, "max_frames": 0}

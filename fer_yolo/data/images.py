@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -147,9 +148,19 @@ def as_bgr(image: np.ndarray | None) -> np.ndarray:
     """
     if image is None:
         raise ValueError("the image is None (cv2.imread returns None for a file it cannot read)")
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        got = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"expected an 8-bit (uint8) BGR image, got {got}: scale it to 0-255 and convert")
+    if isinstance(image, (str, os.PathLike)):
+        raise ValueError(f"expected an image array, got the path {str(image)!r}: cv2.imread it first")
+    if not isinstance(image, np.ndarray):
+        hint = (
+            ": np.asarray(image)[..., ::-1] makes an RGB PIL image BGR"
+            if isinstance(image, Image.Image)
+            else ""
+        )
+        raise ValueError(f"expected an 8-bit BGR numpy array, got {type(image).__name__}{hint}")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"expected an 8-bit (uint8) BGR image, got {image.dtype}: scale it to 0-255 and convert"
+        )
     channels = (1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0) if image.size else 0
     if channels not in (1, 3, 4):
         raise ValueError(f"expected an (H, W, 3) BGR image, got shape {image.shape}")
