@@ -259,8 +259,8 @@ def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> Non
         "--emotion-weights",
         help="emotion head (default: the shipped weights; .hdf5: mini-Xception; .onnx: from fer-yolo export)",
     )
-    p.add_argument("--imgsz", type=int, help="YOLO inference size, pixels")
-    p.add_argument("--conf", type=float, help="face confidence reported")
+    p.add_argument("--imgsz", type=int, help=f"YOLO inference size, pixels ({_default('pipeline.imgsz')})")
+    p.add_argument("--conf", type=float, help=f"face confidence reported ({_default('pipeline.conf')})")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument(
         "--no-track", dest="track", action="store_false", default=None, help="no tracking/smoothing"
@@ -281,7 +281,7 @@ def _pipeline_options(p: argparse.ArgumentParser, annotated: bool = True) -> Non
     )
     p.add_argument("--bars", action="store_true", default=None, help="draw probability bars beside faces")
     p.add_argument("--max-frames", type=int, help="stop each source after N frames")
-    p.add_argument("--project", dest="project_opt", help="parent folder of run folders")
+    p.add_argument("--project", dest="project_opt", metavar="PROJECT", help="parent folder of run folders")
     p.add_argument("--name", help="run folder name")
 
 

@@ -146,8 +146,10 @@ def merge(base: dict, override: dict, prefix: str = "") -> dict:
     out = dict(base)
     for key, value in override.items():
         name = f"{prefix}{key}"
-        if key not in base:
-            close = difflib.get_close_matches(key, list(base), n=3)
+        if key not in base:  # `--set conf=0.5`: a key of a section, named without it
+            sections = {part: keys for part, keys in base.items() if isinstance(keys, dict)}
+            owners = [f"{part}.{key}" for part, keys in sections.items() if key in keys]
+            close = owners or difflib.get_close_matches(key, list(base), n=3)
             raise ConfigError(
                 f"unknown config key {name!r}",
                 f"did you mean {close}?" if close else f"known: {sorted(base)}",

@@ -25,6 +25,7 @@ def test_precedence_defaults_file_overrides(tmp_path: Path):
         ({"convert": {"size": "big"}}, "convert.size must be int"),
         ({"convert": {"color": 1}}, "convert.color must be true or false"),
         ({"nonsense": {}}, "unknown config key 'nonsense'"),
+        ({"conf": 0.5}, r"did you mean \['eval_detector.conf', 'pipeline.conf'\]"),  # --set conf=0.5
         ({"train_emotion": {"augment": 3}}, "must be a mapping"),
         ({"train_emotion": {"epochs": None}}, "train_emotion.epochs has no value"),
         ({"train_emotion": {"lr": "fast"}}, "train_emotion.lr must be float"),
