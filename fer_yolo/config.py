@@ -129,8 +129,9 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
         return str(value)  # YAML and --set read a webcam index (source: 0) as a number
     if isinstance(default, list) and isinstance(value, tuple):
         return list(value)
-    if isinstance(default, list) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return [value]  # one item (`source: clip.mp4`, YAML's `source: 0`)
+    names = isinstance(default, list) and all(isinstance(d, str) for d in default)  # paths, names (or [])
+    if names and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return [value] if value != "" else []  # one item (`source: clip.mp4`, YAML's `source: 0`); "": none
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
         raise ConfigError(f"{key} must be {type(default).__name__}, got {value!r}")
     return value

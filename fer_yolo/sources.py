@@ -536,7 +536,7 @@ def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[
     Raises:
         SourceError: A command-line spec that matches nothing, or nothing to process at all.
     """
-    files: dict[Path, None] = {}
+    files: dict[Path, Path] = {}  # the file -> as first named (a.jpg and ./a.jpg are one file)
     exclude = tuple(exclude)  # read once per spec
     for spec in specs:
         path = Path(spec).expanduser()
@@ -545,15 +545,17 @@ def collect_files(specs: list[str], exclude: Iterable[str | Path] = ()) -> list[
                 found = (
                     expand_spec(entry, exclude) if Path(entry).exists() or is_glob(entry) else [Path(entry)]
                 )
-                files.update(dict.fromkeys(found))
+                for file in found:
+                    files.setdefault(file.resolve(), file)
         else:
-            files.update(dict.fromkeys(expand_spec(spec, exclude)))
+            for file in expand_spec(spec, exclude):
+                files.setdefault(file.resolve(), file)
     if not files:
         raise SourceError(
             f"no images or videos in {' '.join(specs)}",
             f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES)}",
         )
-    return list(files)
+    return list(files.values())
 
 
 def is_live(spec: str) -> bool:
@@ -579,8 +581,8 @@ def open_sources(
             column), or a list of these (the shell's expansion of `*.jpg`).
         vid_stride: Keep every n-th frame of video files (None: `stream.vid_stride`).
         reconnect: Re-open dropped network streams (None: `stream.reconnect`).
-        skipped: Receives (file, reason) for each video of a folder, glob or list that cannot be opened
-            (unreadable images are listed by their ImageSource).
+        skipped: Receives (file, reason) for each video of a folder, glob or list that cannot be opened and
+            each file a list names that does not exist (unreadable images are listed by their ImageSource).
         exclude: Output folders a folder or a recursive (**) glob leaves out (`expand_spec`).
 
     Raises:
@@ -596,6 +598,11 @@ def open_sources(
     streams = [s for s in specs if is_live(s) or is_video_url(s)]
     paths = [s for s in specs if s not in streams]
     files = collect_files(paths, exclude) if paths else []
+    for missing in [p for p in files if not p.exists()]:  # named in a source list: reported, the rest runs
+        LOGGER.warning("skipped %s: not found", missing)
+        if skipped is not None:
+            skipped.append((str(missing), "not found"))
+    files = [p for p in files if p.exists()]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
         folder = len(paths) == 1 and Path(paths[0]).suffix.lower() not in LIST_SUFFIXES  # or a glob

@@ -26,6 +26,7 @@ def test_precedence_defaults_file_overrides(tmp_path: Path):
         ({"convert": {"color": 1}}, "convert.color must be true or false"),
         ({"nonsense": {}}, "unknown config key 'nonsense'"),
         ({"conf": 0.5}, r"did you mean \['eval_detector.conf', 'pipeline.conf'\]"),  # --set conf=0.5
+        ({"train_emotion": {"margin_range": 0.1}}, "train_emotion.margin_range must be list"),  # of numbers
         ({"train_emotion": {"augment": 3}}, "must be a mapping"),
         ({"train_emotion": {"epochs": None}}, "train_emotion.epochs has no value"),
         ({"train_emotion": {"lr": "fast"}}, "train_emotion.lr must be float"),
@@ -63,6 +64,9 @@ def test_empty_values_and_exponents_read_as_meant(tmp_path: Path):
     assert cfg["lr"] == 0.001 and cfg["teachers"] == [] and cfg["init"] == "weights/x.pt"
     for text in ("train_emotion.init=", "train_emotion.init=null"):  # no init, rather than the file's
         assert load_config([file], parse_assignment(text))["train_emotion"]["init"] == ""
+    # a list of paths or names given one value (`source: 0`, the webcam): that one item; "": none
+    for value, items in [("0", [0]), ("a b.mp4", ["a b.mp4"]), ("", [])]:
+        assert load_config(overrides=parse_assignment(f"stream.source={value}"))["stream"]["source"] == items
 
 
 @pytest.mark.parametrize(

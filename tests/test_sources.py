@@ -106,13 +106,17 @@ def test_folder_gives_images_then_each_video_and_skips_unreadable(media: Path, t
 
 def test_several_specs_and_a_list_give_one_image_set_then_each_video(media: Path, tmp_path: Path):
     faces = media / "face_recognition"
-    (tmp_path / "more.txt").write_text(f"# from a list\n{faces / 'kit_with_rose.jpg'}\n{media / CLIP}\n")
-    specs = [faces / "obama.jpg", str(faces / "obama*.jpg"), str(tmp_path / "more.txt")]  # obama.jpg twice
-    sources = list(open_sources(specs))
+    again = faces / "../face_recognition/obama.jpg"  # spelled another way: still one file
+    listed = [faces / "kit_with_rose.jpg", media / CLIP, tmp_path / "gone", again]
+    (tmp_path / "more.txt").write_text("# from a list\n" + "".join(f"{p}\n" for p in listed))
+    specs = [faces / "obama.jpg", str(faces / "obama*.jpg"), str(tmp_path / "more.txt")]  # obama.jpg 3 times
+    skipped = []
+    sources = list(open_sources(specs, skipped=skipped))
     assert [type(s) for s in sources] == [ImageSource, VideoFileSource]
     names = [Path(p).name for p in sources[0].paths]
     assert names == ["obama.jpg", "obama_and_biden.jpg", "kit_with_rose.jpg"]  # first mention first, once
     assert sources[0].info.name == "3 images" and sources[1].info.stem == "short_hamilton_clip"
+    assert skipped == [(str(tmp_path / "gone"), "not found")]  # a list's missing entry is reported
     for s in sources:
         s.close()
     with pytest.raises(SourceError, match="source not found"):  # a typo among several is still an error

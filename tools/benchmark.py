@@ -34,7 +34,7 @@ from fer_yolo.emotion.preprocess import Preprocess
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.sources import ArraySource, usable_fps
 from fer_yolo.tracking import FaceTracker
-from fer_yolo.utils.device import machine_name
+from fer_yolo.utils.device import machine_name, set_threads
 from fer_yolo.utils.io import save_checkpoint, write_json, write_text
 from fer_yolo.utils.paths import data_root
 
@@ -99,15 +99,14 @@ def main() -> int:
     )
     args = p.parse_args()
 
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
+    set_threads(args.threads)
     source = Path(args.source) if args.source else data_root() / "media/facenet_pytorch/video.mp4"
     fps = usable_fps(cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS))
     frames = load_frames(source, args.width, args.frames)
     overrides: dict = {}
     for assignment in args.set:
         overrides = deep_update(overrides, parse_assignment(assignment))
-    cfg = load_config(overrides=overrides)["pipeline"] | {"device": "cpu"}
+    cfg = load_config(overrides=overrides)["pipeline"] | {"device": "cpu", "threads": args.threads}
     rows = {
         "fer-yolo (YOLO face, batched emotion head, tracking)": measure(
             Pipeline.from_config(cfg), frames, fps
