@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -295,21 +295,22 @@ class Pipeline:
 
     def run(
         self,
-        source: FrameSource | str | int | os.PathLike | Iterable,
+        source: FrameSource | str | int | os.PathLike | list | tuple,
         batch: int | None = None,
         annotator: FaceAnnotator | None = None,
     ) -> Iterator[FrameResult]:
         """Process every frame a source yields (tracks restart with each source).
 
         Args:
-            source: An opened source, or what `open_sources` takes (a video, image, folder, glob, URL, webcam
-                index or a list of them): each source it names is then opened, run and closed in turn.
+            source: An opened source (a FrameSource, or any object with its `info` and frames), or what
+                `open_sources` takes (a video, image, folder, glob, URL, webcam index, or a list or tuple of
+                them): each source it names is then opened, run and closed in turn.
             batch: Frames per detector/emotion batch for files (GPUs gain from 8-32; None: `stream.batch`);
                 live sources always go frame by frame, so no frame waits for the next.
             annotator: Draw each frame's faces (and its fps, if the annotator shows it) into
                 FrameResult.annotated.
         """
-        if not isinstance(source, FrameSource):
+        if isinstance(source, (str, int, os.PathLike, list, tuple)):  # names sources (any other: opened)
             for opened in open_sources(source):
                 with opened:
                     yield from self.run(opened, batch, annotator)
