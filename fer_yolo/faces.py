@@ -23,6 +23,11 @@ TIMELINE_COLUMNS = ["frame", "t_s", "track_id", "x1", "y1", "x2", "y2", "confide
 CSV_COLUMNS = ["file", *TIMELINE_COLUMNS]
 
 
+def csv_rows(file: str, rows: list[dict]) -> list[dict]:
+    """A frame's timeline rows (FaceRecord.to_row) as CSV rows, keyed by CSV_COLUMNS: `file` first."""
+    return [{"file": file} | row for row in rows]
+
+
 @dataclass(frozen=True)
 class FaceRecord:
     """One face in one frame, rounded as outputs write it (box 0.1 px, time 1 ms, scores 4 digits).

@@ -21,7 +21,7 @@ import numpy as np
 from fer_yolo.annotation import EMOTION_COLORS
 from fer_yolo.emotion.labels import EMOTIONS
 from fer_yolo.errors import FerYoloError
-from fer_yolo.faces import CSV_COLUMNS, FaceRecord
+from fer_yolo.faces import CSV_COLUMNS, FaceRecord, csv_rows
 from fer_yolo.utils.io import atomic_path, write_json
 from fer_yolo.utils.signals import deferred_interrupt
 
@@ -110,7 +110,7 @@ class TimelineSink:
             record = {"frame": int(frame_index), "t_s": round(float(t_s), 3), "source": source, "faces": rows}
             self._jsonl.write(json.dumps(record) + "\n")
         if self._csv:
-            self._csv.writerows({"file": source} | row for row in rows)
+            self._csv.writerows(csv_rows(source, rows))
 
     def __exit__(self, *exc) -> None:
         with deferred_interrupt():  # finalise even when Ctrl-C ends the run; a second one lands after

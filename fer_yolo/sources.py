@@ -598,11 +598,12 @@ def open_sources(
     streams = [s for s in specs if is_live(s) or is_video_url(s)]
     paths = [s for s in specs if s not in streams]
     files = collect_files(paths, exclude) if paths else []
-    for missing in [p for p in files if not p.exists()]:  # named in a source list: reported, the rest runs
-        LOGGER.warning("skipped %s: not found", missing)
+    exists = {p: p.exists() for p in files}  # one look per file
+    for path in (p for p in files if not exists[p]):  # named in a source list: reported, the rest runs
+        LOGGER.warning("skipped %s: not found", path)
         if skipped is not None:
-            skipped.append((str(missing), "not found"))
-    files = [p for p in files if p.exists()]
+            skipped.append((str(path), "not found"))
+    files = [p for p in files if exists[p]]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
         folder = len(paths) == 1 and Path(paths[0]).suffix.lower() not in LIST_SUFFIXES  # or a glob

@@ -20,7 +20,7 @@ from fer_yolo.batch.manifest import Manifest, unit_dir
 from fer_yolo.batch.units import FACES_TABLE, SOURCES_TABLE, Unit
 from fer_yolo.batch.worker import UNIT_STEM
 from fer_yolo.config import default_of
-from fer_yolo.faces import CSV_COLUMNS, FaceRecord
+from fer_yolo.faces import CSV_COLUMNS, FaceRecord, csv_rows
 from fer_yolo.sinks import RunSummary
 from fer_yolo.utils.io import atomic_path
 
@@ -78,8 +78,7 @@ class FacesTable:
 
     def add(self, source: str, file: str, rows: list[dict]) -> None:
         """Append one frame's face rows (timeline rows, see faces.FaceRecord)."""
-        for row in rows:
-            self._pending.append({"source": source, "file": file} | row)
+        self._pending.extend({"source": source} | row for row in csv_rows(file, rows))
         if len(self._pending) >= _FACE_ROWS_PER_BATCH:
             self._flush()
 
@@ -142,7 +141,7 @@ def merge_source(
                 if jsonl is not None:
                     jsonl.write(json.dumps(record) + "\n")
                 if timeline is not None:
-                    timeline.writerows({"file": record["source"]} | row for row in record["faces"])
+                    timeline.writerows(csv_rows(record["source"], record["faces"]))
                 faces.add(unit.source, record["source"], record["faces"])
                 summary.add(record["t_s"], [FaceRecord.from_row(row) for row in record["faces"]])
             next_id = top + 1
