@@ -36,7 +36,7 @@ from fer_yolo.onnx_backend import (
 )
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import save_checkpoint
-from fer_yolo.utils.paths import default_weights
+from fer_yolo.utils.paths import default_weights, missing_weights_hint
 from fer_yolo.utils.ultralytics_env import setup_ultralytics
 
 #: Below this confidence threshold (evaluation's 0.01) NMS sees thousands of candidates per image.
@@ -52,8 +52,7 @@ def load_yolo_checkpoint(path: str | Path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(
-            f"YOLO face weights not found: {path}",
-            "pass --weights, or train them with `fer-yolo train detector`",
+            f"YOLO face weights not found: {path}", missing_weights_hint("detector", "--weights", path)
         )
     setup_ultralytics()
     from ultralytics.nn.tasks import torch_safe_load

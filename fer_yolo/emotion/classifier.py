@@ -27,6 +27,7 @@ from fer_yolo.onnx_backend import (
 )
 from fer_yolo.utils.device import select_device
 from fer_yolo.utils.io import load_checkpoint, save_checkpoint
+from fer_yolo.utils.paths import missing_weights_hint
 
 
 def read_emotion_checkpoint(path: Path) -> tuple[dict, dict]:
@@ -167,7 +168,7 @@ class EmotionClassifier:
         if not path.is_file():
             raise WeightsError(
                 f"emotion weights not found: {path}",
-                "pass --emotion-weights, or train them with `fer-yolo train emotion`",
+                missing_weights_hint("emotion", "--emotion-weights", path),
             )
         model, self.preprocess = load_emotion_model(path, self.device)
         self.weights = str(path)  # the file that runs, as run reports record it

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -131,13 +132,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}", "pass --weights with an existing file")
+    hint = "pass a file written by `fer-yolo train` (or tools/ship_weights.py)"
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or corrupt files
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):  # not torch's refusal of an object: a damaged file
+            raise WeightsError(f"cannot load {path} as a fer-yolo checkpoint: {_first_line(e)}", hint) from e
         raise WeightsError(
-            f"cannot load {path} as a fer-yolo checkpoint: {type(e).__name__}: {str(e)[:200]}",
-            "pass a file written by `fer-yolo train`",
+            f"cannot load {path} as a fer-yolo checkpoint: it holds Python objects (a detector checkpoint, "
+            "or a file another program wrote?), which fer-yolo never unpickles",
+            hint,
         ) from e
+    except Exception as e:  # torch raises several types for foreign or corrupt files
+        raise WeightsError(f"cannot load {path} as a fer-yolo checkpoint: {_first_line(e)}", hint) from e
+
+
+def _first_line(e: Exception) -> str:
+    """An exception's type and the first line of its message (torch's run to paragraphs)."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
 
 
 def increment_dir(parent: str | os.PathLike, name: str) -> Path:

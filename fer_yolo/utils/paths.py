@@ -72,6 +72,15 @@ def default_weights(role: str, onnx: bool = False) -> Path:
     return folder / SHIPPED_WEIGHTS[role]
 
 
+def missing_weights_hint(role: str, flag: str, path: Path) -> str:
+    """The hint of a "weights not found" error for `role` (detector | emotion): where a relative `path` was
+    looked for, and where the shipped file is."""
+    looked = "" if path.is_absolute() else f"{path} was looked for under {Path.cwd()}; "
+    shipped = default_weights(role)
+    found = f"the shipped {role} weights are {shipped}" if shipped.is_file() else "none is shipped here"
+    return f"pass {flag} with an existing file ({looked}{found}), or train them with `fer-yolo train {role}`"
+
+
 def weights_names(weights: Sequence[str | Path]) -> list[str]:
     """A distinct name per weights file: its stem, prefixed by its (run) folder where stems repeat.
 

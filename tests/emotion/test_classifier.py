@@ -85,6 +85,27 @@ def test_bad_settings_are_reported(tmp_path: Path):
         EmotionClassifier(tmp_path / "missing.pt")
 
 
+def test_wrong_weight_files_get_errors_that_say_what_to_do(
+    face_weights: Path, emotion_weights: Path, tmp_path, monkeypatch
+):
+    # the detector's .pt as a head: torch refuses its objects; the message says so on one line, with no advice
+    # to load it unsafely (torch's own message suggests weights_only=False)
+    with pytest.raises(WeightsError) as err:
+        EmotionClassifier(face_weights, backend="torch")
+    message = str(err.value)
+    assert "holds Python objects" in message and "never unpickles" in message
+    assert "weights_only" not in message and "\x1b" not in message
+    (tmp_path / "truncated.pt").write_bytes(emotion_weights.read_bytes()[:1000])  # damaged, not refused
+    with pytest.raises(WeightsError, match="cannot load .* checkpoint: [A-Za-z]+Error") as err:
+        EmotionClassifier(tmp_path / "truncated.pt", backend="torch")
+    assert "holds Python objects" not in str(err.value)
+    # a relative path from another folder: the hint says where it was looked for and where the shipped file is
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsError) as err:
+        EmotionClassifier(Path("weights/emotion_mobilenetv2.pt"))
+    assert f"under {tmp_path}" in err.value.hint and str(emotion_weights) in err.value.hint
+
+
 def test_averaged_weights_are_the_mean_of_the_checkpoints(tmp_path: Path):
     shipped_path = default_weights("emotion").with_name("emotion_mobilenetv2.pt")  # the light head
     shipped = load_checkpoint(shipped_path)
