@@ -327,7 +327,9 @@ def _overrides(args: argparse.Namespace) -> dict:
             "threads": getattr(args, "threads", None),  # stream and predict (batch: --cpus-per-worker)
         }
         if args.command == "batch":
-            stream = {k: getattr(args, k) for k in ("vid_stride", "batch", "save_json", "save_csv")}
+            from fer_yolo.batch.run import STREAM_KEYS
+
+            stream = {k: getattr(args, k) for k in STREAM_KEYS}
             keys = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "segment_s", "max_retries")
             return {"pipeline": pipeline, "stream": stream, "batch": {k: getattr(args, k) for k in keys}}
         stream = {
@@ -625,7 +627,7 @@ def run_batch(args: argparse.Namespace, cfg: dict) -> int:
         return 130
     if not counts.get("ok"):
         raise SourceError("no unit could be processed", f"see {report.out_dir / 'manifest.json'}")
-    return 0
+    return 1 if counts.get("failed") else 0  # finished, but a script should know that some units failed
 
 
 COMMANDS = {

@@ -24,6 +24,7 @@ from fer_yolo.batch.manifest import Manifest, commit_unit
 from fer_yolo.batch.merge import merge_run
 from fer_yolo.batch.units import Unit, longest_first, plan_units
 from fer_yolo.batch.worker import UnitWorker
+from fer_yolo.config import shared_defaults
 from fer_yolo.errors import ConfigError, FerYoloError
 from fer_yolo.sources import collect_files
 from fer_yolo.utils.io import write_json
@@ -32,6 +33,9 @@ from fer_yolo.utils.signals import deferred_interrupt, terminate_as_interrupt
 LOGGER = logging.getLogger(__name__)
 #: Settings of the `pipeline` section that change where it runs, not what it finds.
 _PLACEMENT_KEYS = ("device", "half")
+#: The `stream` settings a batch run applies; the others (a window, annotated videos, max_frames...) are
+#: stream's and predict's.
+STREAM_KEYS = ("vid_stride", "batch", "save_json", "save_csv")
 _POLL_S = 0.5  # progress refresh: how long the driver waits for a unit before asking workers how far they are
 
 
@@ -105,6 +109,15 @@ def run_batch(specs: list[str], out_dir: str | Path, cfg: dict, quiet: bool = Fa
         {'ok': 41, 'failed': 1}
     """
     out_dir = Path(out_dir).expanduser()
+    ignored = [
+        k for k, v in cfg["stream"].items() if k not in STREAM_KEYS and v != shared_defaults()["stream"][k]
+    ]
+    if ignored:  # e.g. a config file shared with predict: say so rather than run otherwise than asked
+        LOGGER.warning(
+            "batch does not apply %s (of the stream section it applies %s)",
+            ", ".join(f"stream.{k}={cfg['stream'][k]}" for k in ignored),
+            ", ".join(STREAM_KEYS),
+        )
     folders = [Path(s).expanduser().resolve() for s in specs if Path(s).expanduser().is_dir()]
     if out_dir.resolve() in folders:
         raise ConfigError(

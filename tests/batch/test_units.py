@@ -126,3 +126,26 @@ def test_an_output_folder_inside_the_archive_is_not_read_and_the_archive_itself_
     with pytest.raises(ConfigError, match="is a source folder"):
         run_batch([str(archive)], archive, load_config())
     assert sorted(p.name for p in archive.iterdir()) == ["a.mp4", "out"]  # refused before writing anything
+
+
+def test_stream_settings_that_batch_does_not_apply_are_named(tmp_path: Path, caplog):
+    from fer_yolo.batch import run_batch
+    from fer_yolo.config import load_config
+
+    missing = str(tmp_path / "missing.mp4")  # the run stops at planning, after the settings are read
+    for overrides, warned in (
+        ({}, ""),
+        ({"stream": {"max_frames": 30, "vid_stride": 2}}, "stream.max_frames=30"),
+    ):
+        caplog.clear()
+        with pytest.raises(SourceError):
+            run_batch([missing], tmp_path / "out", load_config(overrides=overrides))
+        warnings = [r.getMessage() for r in caplog.records if "does not apply" in r.getMessage()]
+        assert warnings == (
+            [
+                f"batch does not apply {warned} (of the stream section it applies vid_stride, "
+                "batch, save_json, save_csv)"
+            ]
+            if warned
+            else []
+        )
