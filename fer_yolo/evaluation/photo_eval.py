@@ -41,7 +41,8 @@ def photo_files(root: str | Path) -> list[tuple[Path, int]]:
 
 
 def photo_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
-    """Report over 7 emotions + "no face" (predicted -1): accuracy counts a missed face as wrong.
+    """Report over 7 emotions + "no face" (predicted -1): accuracy counts a missed face as wrong; macro-F1
+    runs over the emotions true or predicted at least once ("no face" is not an emotion to average).
 
     Example:
         >>> r = photo_report(np.array([3, 3, 0, 0]), np.array([3, -1, 0, 3]))
@@ -50,10 +51,10 @@ def photo_report(labels: np.ndarray, predicted: np.ndarray) -> dict:
     """
     k = len(EMOTIONS)
     report = classification_report(labels, np.where(predicted < 0, k, predicted), (*EMOTIONS, NO_FACE))
-    present = [
-        e for e in EMOTIONS if report["per_class"][e]["support"] or report["per_class"][e]["precision"]
-    ]
-    report["macro_f1"] = float(np.mean([report["per_class"][e]["f1"] for e in present])) if present else 0.0
+    cm = np.asarray(report["confusion_matrix"])  # row = true emotion, column = answer (the last: no face)
+    present = (cm[:k].sum(axis=1) > 0) | (cm[:, :k].sum(axis=0) > 0)  # true, or predicted, at least once
+    f1 = np.array([report["per_class"][e]["f1"] for e in EMOTIONS])
+    report["macro_f1"] = float(f1[present].mean()) if present.any() else 0.0
     report["no_face"] = int((predicted < 0).sum())
     return report
 
@@ -85,8 +86,8 @@ def evaluate_photos(pipeline, root: str | Path) -> dict:
         labels.append(cid)
         predicted.append(guess)
         photos.append([str(path), EMOTIONS[cid], EMOTIONS[guess] if guess >= 0 else NO_FACE, len(faces)])
-    if skipped:
-        LOGGER.warning("%s: skipped %d unreadable files", root, len(skipped))
+    for file, reason in skipped:
+        LOGGER.warning("skipped %s: %s", file, reason)
     if not labels:
         raise DatasetError(f"no readable photos under {root}", "check the folder")
     report = photo_report(np.array(labels), np.array(predicted))
@@ -129,7 +130,9 @@ def evaluate_photo_models(weights: list[str], root: str | Path, out: str | Path,
     ]
     for name, r in results.items():
         rep = r["report"]
-        recalls = " | ".join(f"{rep['per_class'][e]['recall']:.2f}" for e in EMOTIONS)
+        recalls = " | ".join(  # "-": no photo of that emotion, nothing to recall
+            f"{c['recall']:.2f}" if c["support"] else "-" for c in map(rep["per_class"].get, EMOTIONS)
+        )
         lines.append(
             f"| {name} | {rep['n']} | {rep['accuracy'] * 100:.2f}% | {rep['macro_f1']:.3f} | "
             f"{rep['no_face']} | "

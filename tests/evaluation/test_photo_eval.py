@@ -25,6 +25,9 @@ def test_photo_report_matches_a_hand_count():
     assert r["per_class"]["happy"]["recall"] == pytest.approx(1 / 3)
     assert r["confusion_matrix"][3][7] == 1  # the missed face sits in the "no face" column
     assert r["class_names"][-1] == NO_FACE
+    # an emotion only predicted counts with F1 0; one whose every photo had no face counts too
+    assert photo_report(np.array([3, 3]), np.array([3, 1]))["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    assert photo_report(np.array([3, 0]), np.array([3, -1]))["macro_f1"] == pytest.approx((1 + 0) / 2)
 
 
 @pytest.mark.slow
@@ -54,6 +57,8 @@ def test_a_folder_of_real_photos_is_scored_as_predict_runs_them(
     assert all(n >= 1 for name, (_, _, n) in photos.items() if name != "wall.jpg")  # aligned faces found
     assert (out / f"confusion_{emotion_weights.stem}_photos.png").stat().st_size > 10_000
     assert f"| {report['n']} |" in table
+    recalls = [c.strip() for c in table.split("\n")[2].strip(" |").split("|")[-7:]]  # "-": no such photo
+    assert [c == "-" for c in recalls] == [True, True, True, False, True, False, True]  # happy, surprise
 
 
 def test_a_bad_weights_file_fails_before_any_photo_is_run(media: Path, emotion_weights: Path, tmp_path: Path):
