@@ -153,6 +153,8 @@ class VideoFileSource(FrameSource):
         start_frame: First frame to read: a segment of the file (fer-yolo batch). Frame indices and `t_s`
             stay those of the whole file, so segments line up with a run over all of it.
         end_frame: Frame after the last one read (None: to the end).
+        name: What its frames and errors call it (None: the path, or the URL without credentials), e.g. an
+            upload's own file name rather than where the server stored it.
 
     Raises:
         SourceError: The file cannot be opened as a video, or not read from `start_frame`.
@@ -170,6 +172,7 @@ class VideoFileSource(FrameSource):
         vid_stride: int | None = None,
         start_frame: int = 0,
         end_frame: int | None = None,
+        name: str | None = None,
     ) -> None:
         vid_stride = default_of(vid_stride, "stream.vid_stride")
         if int(vid_stride) < 1:
@@ -177,9 +180,10 @@ class VideoFileSource(FrameSource):
         if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
             raise ValueError(f"frame range [{start_frame}, {end_frame}) is empty or negative")
         url = isinstance(path, str) and is_video_url(path)  # a recorded video over http(s): FFmpeg reads it
-        name = public_url(path) if url else str(Path(path))
+        location = public_url(path) if url else str(Path(path))
+        name = location if name is None else name
         self.vid_stride = int(vid_stride)
-        self.cap = _open_video(path if url else name)
+        self.cap = _open_video(path if url else location)
         if not self.cap.isOpened():
             self.cap.release()
             raise SourceError(f"cannot open video {name}", "check the path and that the file is a video")
@@ -189,14 +193,14 @@ class VideoFileSource(FrameSource):
         self.start_frame, self.end_frame = int(start_frame), end_frame
         if start_frame:
             try:
-                self._seek(path if url else name, name)
+                self._seek(path if url else location, name)
             except SourceError:
                 self.cap.release()
                 raise
         n = max(0, min(n, end_frame or n) - start_frame) if n > 0 else 0
         self.info = SourceInfo(
             name=name,
-            stem=safe_stem(Path(urllib.parse.urlsplit(name).path if url else name).stem),
+            stem=safe_stem(Path(urllib.parse.urlsplit(location).path if url else name).stem),
             fps=self.fps / self.vid_stride,
             resolution_wh=(w, h),
             total_frames=-(-n // self.vid_stride) if n > 0 else None,

@@ -25,7 +25,7 @@ from fer_yolo import __version__
 from fer_yolo.annotation import FaceAnnotator
 from fer_yolo.faces import face_records
 from fer_yolo.pipeline import Pipeline
-from fer_yolo.sources import ArraySource
+from fer_yolo.sources import ArraySource, safe_stem
 from fer_yolo.web.jobs import JOB_FILES, VideoJobs
 from fer_yolo.web.live import LiveFeed
 from fer_yolo.web.uploads import UploadError, check_size, check_video, read_image, release_memory
@@ -177,7 +177,8 @@ def create_app(cfg: dict, pipeline: Pipeline | None = None) -> FastAPI:
         except BaseException:  # refused or failed: nothing of this upload stays behind
             jobs.release(job_id)
             raise
-        job = jobs.submit(job_id, folder, upload, total)
+        # outputs name the video as the client did (its file name, made safe), not the server's stored copy
+        job = jobs.submit(job_id, folder, upload, total, safe_stem(Path(file.filename or "upload").name))
         return {"id": job.id, "status_url": f"/api/videos/{job.id}"}
 
     def _job(job_id: str):

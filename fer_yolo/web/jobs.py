@@ -127,12 +127,13 @@ class VideoJobs:
             self._reserved.discard(job_id)
         shutil.rmtree(self.root / job_id, ignore_errors=True)
 
-    def submit(self, job_id: str, folder: Path, upload: Path, total: int) -> VideoJob:
+    def submit(self, job_id: str, folder: Path, upload: Path, total: int, name: str) -> VideoJob:
+        """Queue a reserved job: `upload` is the stored video, `name` what its outputs call it."""
         job = VideoJob(job_id, folder, total=total if total > 0 else None)
         with self._lock:
             self._reserved.discard(job_id)
             self.jobs[job_id] = job
-        self._pool.submit(self._run, job, upload)
+        self._pool.submit(self._run, job, upload, name)
         return job
 
     def get(self, job_id: str) -> VideoJob | None:
@@ -140,7 +141,7 @@ class VideoJobs:
         with self._lock:
             return self.jobs.get(job_id)
 
-    def _run(self, job: VideoJob, upload: Path) -> None:
+    def _run(self, job: VideoJob, upload: Path, name: str) -> None:
         job.status = "running"
 
         def progress(n: int, total: int | None) -> None:
@@ -149,7 +150,9 @@ class VideoJobs:
                 raise _Cancelled
 
         try:
-            with VideoFileSource(upload, vid_stride=1) as source:  # every frame: the page plays it all
+            with VideoFileSource(
+                upload, vid_stride=1, name=name
+            ) as source:  # every frame: the page plays it all
                 job.report = process_source(
                     self.pipeline.fork(),
                     source,
