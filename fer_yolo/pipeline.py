@@ -163,7 +163,8 @@ class Pipeline:
         cfg = cfg or {}
         section = cfg["pipeline"] if isinstance(cfg.get("pipeline"), dict) else cfg
         cfg = load_config(overrides={"pipeline": section})["pipeline"]
-        set_threads(cfg["threads"] or None)  # before the ONNX Runtime sessions, which take torch's count
+        threads = cfg["threads"] or None
+        set_threads(threads)  # before the ONNX Runtime sessions, which take torch's count
         classifier = EmotionClassifier(
             cfg["emotion_weights"] or None,
             device=cfg["device"],
@@ -174,8 +175,10 @@ class Pipeline:
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
+        detector = _detector_from_config(cfg)
+        set_threads(threads)  # again: importing ultralytics (the YOLO detector) sets OpenCV to one thread
         return cls(
-            _detector_from_config(cfg),
+            detector,
             classifier,
             cfg["conf"],
             tracker,

@@ -94,7 +94,10 @@ def test_a_library_caller_gets_the_defaults_checked_settings_and_sources_by_name
         assert (torch.get_num_threads(), cv2.getNumThreads()) == (n, n)
     finally:
         torch.set_num_threads(threads[0]), cv2.setNumThreads(threads[1])
-    wrong = [({"conff": 0.5}, r"did you mean \['conf'"), ({"conf": 2.0}, r"pipeline\.conf must be in \[0,")]
+    wrong = [
+        ({"conff": 0.5}, r"did you mean pipeline\.conf or pipeline\.low_conf\?"),
+        ({"conf": 2.0}, r"pipeline\.conf must be in \[0,"),
+    ]
     for bad, message in wrong:
         with pytest.raises(ConfigError, match=message):  # as --set checks them
             Pipeline.from_config(bad)
