@@ -21,6 +21,11 @@ def _default(key: str) -> str:
     return f"default {default_of(None, key)}"
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 frame", "2 frames": a count for a summary line."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config (repeatable)")
     p.add_argument(
@@ -565,7 +570,8 @@ def run_stream(args: argparse.Namespace, cfg: dict) -> int:
         skipped = f", {len(s['skipped'])} unreadable skipped" if s.get("skipped") else ""
         incomplete = f" ({s['incomplete']})" if "incomplete" in s else ""
         print(
-            f"{s['source']}: {s['frames']} frames, {s['faces']} faces ({s['faces_tracks']} tracks), "
+            f"{s['source']}: {_count(s['frames'], 'frame')}, {_count(s['faces'], 'face')} "
+            f"({_count(s['faces_tracks'], 'track')}), "
             f"{s['fps']} fps{extra}{skipped}{incomplete}"
         )
     for file, reason in report.skipped:
@@ -609,8 +615,9 @@ def run_batch(args: argparse.Namespace, cfg: dict) -> int:
     print(f"frames: {report.frames} in {report.wall_s:.1f} s, {fps:.1f} frames/s")
     for i, w in enumerate(report.workers):
         rate = f"{w['fps']:.1f} frames/s" if w["fps"] else "no unit finished"
-        units = f"{w['units']} unit" + ("" if w["units"] == 1 else "s")
-        print(f"worker {i} ({w['host']}): {units}, {w['frames']} frames, {rate}")
+        print(
+            f"worker {i} ({w['host']}): {_count(w['units'], 'unit')}, {_count(w['frames'], 'frame')}, {rate}"
+        )
     for unit, reason in report.failed:
         print(f"failed: {unit}: {reason}")
     for row in report.sources:

@@ -150,10 +150,10 @@ def merge(base: dict, override: dict, prefix: str = "") -> dict:
         if key not in base:  # `--set conf=0.5`: a key of a section, named without it
             sections = {part: keys for part, keys in base.items() if isinstance(keys, dict)}
             owners = [f"{part}.{key}" for part, keys in sections.items() if key in keys]
-            close = owners or difflib.get_close_matches(key, list(base), n=3)
+            close = owners or [f"{prefix}{c}" for c in difflib.get_close_matches(key, list(base), n=3)]
             raise ConfigError(
                 f"unknown config key {name!r}",
-                f"did you mean {close}?" if close else f"known: {sorted(base)}",
+                f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(base))}",
             )
         if isinstance(base[key], dict):
             if not isinstance(value, dict):

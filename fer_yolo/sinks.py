@@ -245,6 +245,7 @@ class RunSummary:
             fig, ax = plt.subplots(figsize=(7, 3.5))
             ax.bar(EMOTIONS, [self.emotions[e] for e in EMOTIONS], color=colors)
             ax.set_ylabel("faces"), ax.set_title(f"Faces per emotion ({self.faces} faces)")
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # counts: no 0.5 face
         else:
             fig, ax = self._plot_over_time(plt, colors)
         fig.tight_layout()

@@ -30,7 +30,7 @@ def evaluate_one(
     t0 = time.perf_counter()
     preds, speed = wap.run_detector(detector, gt, root, warmup=warmup)
     LOGGER.info(
-        "%s: %d images in %.0f s, %.2f images/s (detector only)",
+        "%s: %d images in %.1f s, %.2f images/s (detector only)",
         spec,
         len(gt),
         time.perf_counter() - t0,
