@@ -26,6 +26,9 @@ LOGGER = logging.getLogger(__name__)
 #: "0": Ray's single-machine mode, every socket on 127.0.0.1.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: "token": what Ray 2.60 picks for a new local instance (it writes ~/.ray/auth_token if missing), named here
+#: so that Ray does not print a warning about having picked it on every run.
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
 #: "0": no usage statistics, so no request to the cloud metadata address or to Ray's collector.
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
 
@@ -40,6 +43,7 @@ def import_ray(local: bool = True) -> ModuleType:
     os.environ[USAGE_STATS_ENV] = "0"  # read when ray.init runs, and inherited by the local instance
     if local and "ray" not in sys.modules:
         os.environ.setdefault(LOOPBACK_ENV, "0")
+        os.environ.setdefault(AUTH_MODE_ENV, "token")
     try:
         import ray
     except ImportError as e:
