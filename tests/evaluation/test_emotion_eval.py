@@ -204,3 +204,31 @@ def test_a_bad_weights_file_fails_before_any_model_is_evaluated(emotion_weights:
     with pytest.raises(WeightsError, match="emotion_resnet43"):
         evaluate_emotion_models([emotion_weights, typo], tmp_path / "data", tmp_path / "out", splits=["test"])
     assert not (tmp_path / "out").exists()  # the first file was not evaluated only to be lost
+
+
+def test_eval_emotion_without_weights_scores_the_head_the_pipeline_runs(fer2013: Path, tmp_path: Path):
+    import json
+    import shutil
+
+    from fer_yolo.cli import main
+    from fer_yolo.onnx_backend import shipped_weights
+
+    for emotion in EMOTIONS:  # 2 real PrivateTest faces per emotion
+        (tmp_path / "data/test" / emotion).mkdir(parents=True)
+        for f in sorted((fer2013 / "test" / emotion).glob("PrivateTest_*"))[:2]:
+            shutil.copy(f, tmp_path / "data/test" / emotion / f.name)
+    args = [
+        "eval",
+        "emotion",
+        "--data",
+        str(tmp_path / "data"),
+        "--splits",
+        "test",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "out/results.json").read_text())
+    head = shipped_weights("emotion", onnx=True)  # on the CPU: the shipped int8 export
+    assert list(results) == [head.stem] and results[head.stem]["weights"] == str(head)
+    assert results[head.stem]["splits"]["test"]["n"] == 14

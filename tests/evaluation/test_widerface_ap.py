@@ -301,12 +301,14 @@ def test_eval_detector_counts_every_face_of_a_crowd(widerface, tmp_path):
     split = tmp_path / "crowd.txt"
     split.write_text(crowd + "\n")
     weights = str(default_weights("detector"))
-    for max_det in (300, None):  # None: the command's default
-        flag = ["--max-det", str(max_det)] if max_det else []
-        args = ["eval", "detector", "--weights", weights, "--compare", "--split", str(split), *flag]
+    for max_det in (300, None):  # None: the command's defaults, the shipped weights included
+        flag = ["--max-det", str(max_det), "--weights", weights] if max_det else []
+        args = ["eval", "detector", "--compare", "--split", str(split), *flag]
         assert main([*args, "--widerface", str(widerface), "--out", str(tmp_path / str(max_det))]) == 0
-    capped, full = (
-        json.loads((tmp_path / f"{m}/results.json").read_text())["results"][0] for m in (300, None)
+    capped, full = (json.loads((tmp_path / f"{m}/results.json").read_text())["results"] for m in (300, None))
+    assert len(capped) == len(full) == 1 and all(
+        f"weights={weights!r}" in r[0]["spec"] for r in (capped, full)
     )
+    capped, full = capped[0], full[0]
     assert capped["detections"] == 300 < full["detections"] <= 1000
     assert full["hard"] > capped["hard"]
