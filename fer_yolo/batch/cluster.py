@@ -26,9 +26,9 @@ LOGGER = logging.getLogger(__name__)
 #: "0": Ray's single-machine mode, every socket on 127.0.0.1.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-#: "token": what Ray 2.60 picks for a new local instance (it writes ~/.ray/auth_token if missing), named here
-#: so that Ray does not print a warning about having picked it on every run.
-AUTH_MODE_ENV = "RAY_AUTH_MODE"
+#: Ray 2.60 turns token authentication on for a new local instance (writing ~/.ray/auth_token if missing) and
+#: says so in a warning from this logger on every run; that notice is kept out of a local run's output.
+_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 #: "0": no usage statistics, so no request to the cloud metadata address or to Ray's collector.
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
 
@@ -43,7 +43,6 @@ def import_ray(local: bool = True) -> ModuleType:
     os.environ[USAGE_STATS_ENV] = "0"  # read when ray.init runs, and inherited by the local instance
     if local and "ray" not in sys.modules:
         os.environ.setdefault(LOOPBACK_ENV, "0")
-        os.environ.setdefault(AUTH_MODE_ENV, "token")
     try:
         import ray
     except ImportError as e:
@@ -94,6 +93,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     options = {"log_to_driver": False, "logging_level": logging.WARNING}
     if local:  # always a new instance: never one that `ray start` left running on this machine
         options |= {"address": "local", "num_cpus": num_cpus, "include_dashboard": False}
+        logging.getLogger(_AUTH_NOTICE_LOGGER).setLevel(logging.ERROR)
     else:
         options["address"] = address
     try:
