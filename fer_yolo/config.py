@@ -73,9 +73,31 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.cache
+def _defaults_text() -> str:
+    return resources.files("fer_yolo.cfg").joinpath("default.yaml").read_text()
+
+
 def defaults() -> dict:
     """The packaged defaults (a fresh copy)."""
-    return yaml.safe_load(resources.files("fer_yolo.cfg").joinpath("default.yaml").read_text())
+    return yaml.safe_load(_defaults_text())
+
+
+def key_help(key: str) -> str:
+    """What default.yaml says `key` (section.name) means: its comment, for the hint of an error about it.
+
+    Example:
+        >>> key_help("stream.vid_stride")
+        'stream.vid_stride: (int) video files: process every n-th frame'
+    """
+    section, name = key.split(".")
+    current = None
+    for line in _defaults_text().splitlines():
+        if line[:1].isalpha():
+            current = line.split(":")[0]
+        elif current == section and line.startswith(f"  {name}:") and "#" in line:
+            return f"{key}: {line.split('#', 1)[1].strip()}"
+    return f"{key}: see fer_yolo/cfg/default.yaml"
 
 
 @functools.cache
@@ -223,20 +245,17 @@ def check_choices(cfg: dict) -> None:
     """Raise ConfigError for the first value of `cfg` that is not one of its CHOICES.
 
     Example:
-        >>> check_choices({"pipeline": {"tta": "mirror"}})
+        >>> check_choices({"pipeline": {"tta": "mirror"}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         fer_yolo.errors.ConfigError: pipeline.tta must be one of ('none', 'flip', 'multicrop'), got 'mirror'
-          hint: fer_yolo/cfg/default.yaml says what each choice means
+          hint: pipeline.tta: (str) emotion test-time augmentation: none | flip (face + mirror...) | multicrop
     """
     for key, choices in CHOICES.items():
         section, name = key.split(".")
         value = cfg.get(section, {}).get(name)
         if value is not None and value not in choices:
-            raise ConfigError(
-                f"{key} must be one of {choices}, got {value!r}",
-                "fer_yolo/cfg/default.yaml says what each choice means",
-            )
+            raise ConfigError(f"{key} must be one of {choices}, got {value!r}", key_help(key))
 
 
 def check_bounds(cfg: dict) -> None:
@@ -247,14 +266,14 @@ def check_bounds(cfg: dict) -> None:
         Traceback (most recent call last):
         ...
         fer_yolo.errors.ConfigError: stream.vid_stride must be >= 1, got 0
-          hint: fer_yolo/cfg/default.yaml says what stream.vid_stride means
+          hint: stream.vid_stride: (int) video files: process every n-th frame
     """
     for key, (low, high) in BOUNDS.items():
         section, name = key.split(".")
         value = cfg.get(section, {}).get(name)
         if value is None or low <= value <= high:
             continue
-        hint = f"fer_yolo/cfg/default.yaml says what {key} means"
+        hint = key_help(key)
         if high == INF:
             raise ConfigError(f"{key} must be >= {low:g}, got {value!r}", hint)
         raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got {value!r}", hint)
