@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from typing import Any
 import torch
 
 from fer_yolo.errors import WeightsError
+
+#: How a Git LFS pointer file starts: a clone without `git lfs pull` has these in place of the weights.
+_LFS_POINTER = b"version https://git-lfs"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -132,25 +136,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}", "pass --weights with an existing file")
-    hint = "pass a file written by `fer-yolo train` (or tools/ship_weights.py)"
+    hint = "pass a file written by `fer-yolo train`"
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):  # not torch's refusal of an object: a damaged file
-            raise WeightsError(f"cannot load {path} as a fer-yolo checkpoint: {_first_line(e)}", hint) from e
+    except pickle.UnpicklingError as e:  # torch's message runs to paragraphs, some advising an unsafe load
+        refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        if refused:
+            raise WeightsError(
+                f"cannot load {path} as a fer-yolo checkpoint: it holds Python objects ({refused[1]}: a "
+                "detector checkpoint, or a file another program wrote?), which fer-yolo never unpickles",
+                hint,
+            ) from e
+        with path.open("rb") as f:
+            lfs = f.read(len(_LFS_POINTER)) == _LFS_POINTER
         raise WeightsError(
-            f"cannot load {path} as a fer-yolo checkpoint: it holds Python objects (a detector checkpoint, "
-            "or a file another program wrote?), which fer-yolo never unpickles",
-            hint,
+            f"cannot load {path} as a fer-yolo checkpoint: it is damaged or not a checkpoint",
+            "it is a Git LFS pointer, not the weights: run `git lfs pull`" if lfs else hint,
         ) from e
-    except Exception as e:  # torch raises several types for foreign or corrupt files
-        raise WeightsError(f"cannot load {path} as a fer-yolo checkpoint: {_first_line(e)}", hint) from e
-
-
-def _first_line(e: Exception) -> str:
-    """An exception's type and the first line of its message (torch's run to paragraphs)."""
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+    except Exception as e:  # torch raises several other types for foreign or corrupt files
+        lines = str(e).strip().splitlines()
+        reason = f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+        raise WeightsError(f"cannot load {path} as a fer-yolo checkpoint: {reason}", hint) from e
 
 
 def increment_dir(parent: str | os.PathLike, name: str) -> Path:

@@ -95,10 +95,22 @@ def test_wrong_weight_files_get_errors_that_say_what_to_do(
     message = str(err.value)
     assert "holds Python objects" in message and "never unpickles" in message
     assert "weights_only" not in message and "\x1b" not in message
-    (tmp_path / "truncated.pt").write_bytes(emotion_weights.read_bytes()[:1000])  # damaged, not refused
-    with pytest.raises(WeightsError, match="cannot load .* checkpoint: [A-Za-z]+Error") as err:
-        EmotionClassifier(tmp_path / "truncated.pt", backend="torch")
-    assert "holds Python objects" not in str(err.value)
+    assert "ultralytics.nn.tasks.DetectionModel" in message  # the object refused
+    damaged = {  # each: not refused objects, so not "holds Python objects"
+        "truncated.pt": emotion_weights.read_bytes()[:1000],
+        "random.pt": np.random.default_rng(0).bytes(2000),
+        "page.pt": b"<html><body>404 Not Found</body></html>",
+    }
+    for name, data in damaged.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(WeightsError, match="cannot load .* as a fer-yolo checkpoint") as err:
+            EmotionClassifier(tmp_path / name, backend="torch")
+        assert "holds Python objects" not in str(err.value) and "\x1b" not in str(err.value), name
+    lfs = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 42670000\n"
+    (tmp_path / "pointer.pt").write_bytes(lfs)  # a clone without `git lfs pull`
+    with pytest.raises(WeightsError) as err:
+        EmotionClassifier(tmp_path / "pointer.pt", backend="torch")
+    assert "git lfs pull" in err.value.hint
     # a relative path from another folder: the hint says where it was looked for and where the shipped file is
     monkeypatch.chdir(tmp_path)
     with pytest.raises(WeightsError) as err:
