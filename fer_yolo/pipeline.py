@@ -163,8 +163,7 @@ class Pipeline:
         cfg = cfg or {}
         section = cfg["pipeline"] if isinstance(cfg.get("pipeline"), dict) else cfg
         cfg = load_config(overrides={"pipeline": section})["pipeline"]
-        threads = cfg["threads"] or None
-        set_threads(threads)  # before the ONNX Runtime sessions, which take torch's count
+        set_threads(cfg["threads"] or None)  # before the ONNX Runtime sessions, which take torch's count
         classifier = EmotionClassifier(
             cfg["emotion_weights"] or None,
             device=cfg["device"],
@@ -175,10 +174,8 @@ class Pipeline:
         )
         tracker = FaceTracker(cfg["conf"], cfg["track_buffer_s"]) if cfg["track"] else None
         smoother = EmaSmoother(cfg["smoothing_s"]) if cfg["track"] and cfg["smoothing_s"] > 0 else None
-        detector = _detector_from_config(cfg)
-        set_threads(threads)  # again: importing ultralytics (the YOLO detector) sets OpenCV to one thread
         return cls(
-            detector,
+            _detector_from_config(cfg),
             classifier,
             cfg["conf"],
             tracker,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fer_yolo.data.images import BadImage, decode_image
 from fer_yolo.utils.ultralytics_env import FONT_NAMES, setup_ultralytics
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_unidentified_image_after_ultralytics_import_is_a_bad_image_not_an_install():
@@ -16,6 +20,14 @@ def test_unidentified_image_after_ultralytics_import_is_a_bad_image_not_an_insta
 
     with pytest.raises(BadImage, match="not an image"):
         decode_image(b"GIF89a not really an image")
+
+
+def test_importing_ultralytics_leaves_opencvs_thread_count():
+    # ultralytics' import sets OpenCV to one thread for the whole process; in a fresh process, as the CLI is
+    code = "import cv2; cv2.setNumThreads(3); from fer_yolo.utils.ultralytics_env import setup_ultralytics; "
+    code += "setup_ultralytics(); import ultralytics; print(cv2.getNumThreads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "3"
 
 
 def test_trainer_amp_check_is_offline_and_off_on_the_cpu():

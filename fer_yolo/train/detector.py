@@ -137,8 +137,10 @@ def train_detector(
             YAML nor an existing checkpoint.
     """
     setup_ultralytics()
+    import cv2
     from ultralytics import YOLO
 
+    cv2.setNumThreads(0)  # as ultralytics' import would: one OpenCV thread beside its data loader workers
     if resume:
         last = Path(resume).expanduser()
         last = last / "weights" / "last.pt" if last.is_dir() else last

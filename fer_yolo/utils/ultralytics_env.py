@@ -45,7 +45,12 @@ def setup_ultralytics() -> None:
     # with its allow-list of module classes: no code stored in a file runs, in training as in inference.
     os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    from ultralytics import settings
+    import cv2
+
+    threads = cv2.getNumThreads()
+    from ultralytics import settings  # its import sets OpenCV to one thread, for its data loader workers
+
+    cv2.setNumThreads(threads)  # inference keeps the process's count (--threads); training sets its own
     from ultralytics.utils import USER_CONFIG_DIR
 
     _install_fonts(USER_CONFIG_DIR)  # where check_font looks: YOLO_CONFIG_DIR/Ultralytics
