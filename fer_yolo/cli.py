@@ -21,6 +21,10 @@ def _default(key: str) -> str:
     return f"default {default_of(None, key)}"
 
 
+#: `batch`'s exit code when the run finished but some units failed (1 is an unexpected error, 2 a clear one).
+PARTIAL_EXIT = 3
+
+
 def _count(n: int, noun: str) -> str:
     """ "1 frame", "2 frames": a count for a summary line."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
@@ -92,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="measure a detector or an emotion head")
     esub = e.add_subparsers(dest="target", required=True)
     ed = esub.add_parser("detector", help="WIDER FACE easy/medium/hard AP + images/s, vs other detectors")
-    ed.add_argument("--weights", help="YOLO face weights to evaluate (default: the pipeline's, as shipped)")
+    ed.add_argument(
+        "--weights",
+        help="YOLO face weights to evaluate (default: the pipeline's; none: the --compare ones only)",
+    )
     ed.add_argument("--imgsz", type=int, help=f"YOLO inference size ({_default('eval_detector.imgsz')})")
     ed.add_argument(
         "--conf", type=float, help=f"YOLO confidence floor for AP ({_default('eval_detector.conf')})"
@@ -436,9 +443,18 @@ def run_eval(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.utils.paths import data_root, default_weights
 
     e = cfg["eval_detector"]
-    weights = args.weights or cfg["pipeline"]["detector_weights"] or str(default_weights("detector"))
-    settings = f"weights={weights!r},imgsz={e['imgsz']},conf={e['conf']},max_det={e['max_det']}"
-    specs = [f"yolo:{settings}", *e["compare"]]
+    p = cfg["pipeline"]  # its detector_weights name YOLO weights only when its detector is yolo
+    weights = (
+        args.weights
+        or (p["detector_weights"] if p["detector"] == "yolo" else "")
+        or default_weights("detector")
+    )
+    specs = list(e["compare"])
+    if weights != "none":
+        settings = f"weights={str(weights)!r},imgsz={e['imgsz']},conf={e['conf']},max_det={e['max_det']}"
+        specs.insert(0, f"yolo:{settings}")
+    if not specs:
+        raise ConfigError("nothing to evaluate", "leave out --weights none, or name detectors with --compare")
     root = Path(e["widerface"]) if e["widerface"] else data_root() / "widerface"
     split = Path(e["split"]) if e["split"] else root / "val_holdout.txt"
     closeups = None
@@ -469,11 +485,12 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
 
     e = cfg["eval_emotion"]
     if not args.weights:  # the head the pipeline would run
-        from fer_yolo.onnx_backend import shipped_weights, use_onnx
+        from fer_yolo.emotion.classifier import head_weights
+        from fer_yolo.onnx_backend import use_onnx
         from fer_yolo.utils.device import select_device
 
         onnx = use_onnx(cfg["pipeline"]["backend"], select_device(e["device"]))
-        args.weights = [cfg["pipeline"]["emotion_weights"] or str(shipped_weights("emotion", onnx))]
+        args.weights = [str(head_weights(cfg["pipeline"]["emotion_weights"], onnx))]
     if e["photos"]:
         from fer_yolo.evaluation.photo_eval import evaluate_photo_models
 
@@ -637,7 +654,7 @@ def run_batch(args: argparse.Namespace, cfg: dict) -> int:
         return 130
     if not counts.get("ok"):
         raise SourceError("no unit could be processed", f"see {report.out_dir / 'manifest.json'}")
-    return 1 if counts.get("failed") else 0  # finished, but a script should know that some units failed
+    return PARTIAL_EXIT if counts.get("failed") else 0  # finished, but some units failed: scripts can tell
 
 
 COMMANDS = {

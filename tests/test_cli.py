@@ -41,6 +41,7 @@ def fer_yolo(*args: str) -> subprocess.CompletedProcess:
         ),
         (["eval", "detector", "--weights", "missing.pt", "--compare"], "YOLO face weights not found"),
         (["eval", "detector", "--compare", "nope"], "unknown detector 'nope'"),
+        (["eval", "detector", "--weights", "none", "--compare"], "nothing to evaluate"),
         (["train", "detector", "--data", "missing.yaml"], "data.yaml not found"),
         (["train", "emotion", "--resume", "missing_run"], "nothing to resume"),
         (

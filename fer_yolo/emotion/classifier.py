@@ -122,6 +122,11 @@ def load_emotion_model(
     return model.to(dev).eval(), pre
 
 
+def head_weights(weights: str | Path | None, onnx: bool) -> Path:
+    """The emotion head file a pipeline runs: `weights`, or the shipped head (`onnx`: its int8 export)."""
+    return Path(weights).expanduser() if weights else shipped_weights("emotion", onnx)
+
+
 class EmotionClassifier:
     """Emotion probabilities for the faces of a frame, in one batch.
 
@@ -164,7 +169,7 @@ class EmotionClassifier:
             raise ConfigError(f"unknown tta mode {tta!r}", f"choose one of {', '.join(TTA_MODES)}")
         self.device = select_device(device)
         onnx_backend = use_onnx(backend, self.device)
-        path = Path(weights).expanduser() if weights else shipped_weights("emotion", onnx_backend)
+        path = head_weights(weights, onnx_backend)
         if not path.is_file():
             raise WeightsError(
                 f"emotion weights not found: {path}",

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from fer_yolo.batch.cluster import LOOPBACK_ENV
+from fer_yolo.cli import PARTIAL_EXIT
 from fer_yolo.config import load_config
 from fer_yolo.pipeline import Pipeline
 from fer_yolo.runner import run
@@ -138,10 +139,12 @@ def predicted(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_run_completes_after_a_worker_is_killed(killed_run: dict):
-    assert killed_run["returncode"] == 1, killed_run["output"]  # finished; 1: the corrupt video's unit failed
+    assert killed_run["returncode"] == PARTIAL_EXIT, killed_run[
+        "output"
+    ]  # finished; the corrupt video failed
     assert killed_run["killed"] is not None, "no worker was seen processing a unit"
     assert "Traceback" not in killed_run["output"]
-    assert "Token authentication" not in killed_run["output"]  # Ray's notice that it picked it: named here
+    assert "Token authentication" not in killed_run["output"]  # Ray's notice that it picked it: filtered
     assert "units: 4 ok, 1 failed, 1 retried, 0 finished before (5 in all)" in killed_run["output"]
 
 
@@ -255,7 +258,7 @@ def test_rerun_skips_finished_units_and_redoes_the_rest(killed_run: dict, archiv
     returncode, output = _finish(
         _start(archive["inputs"], out, out.parent / "rerun.log"), out.parent / "rerun.log"
     )
-    assert returncode == 1, output  # the corrupt video fails again
+    assert returncode == PARTIAL_EXIT, output  # the corrupt video fails again
     kept_retried = sum(u["attempts"] > 1 for u in manifest["units"] if u["id"] != redo)  # killed, kept
     assert f"units: 4 ok, 1 failed, {kept_retried} retried, 3 finished before (5 in all)" in output
     report = json.loads((out / "report.json").read_text())

@@ -224,6 +224,8 @@ def test_eval_emotion_without_weights_scores_the_head_the_pipeline_runs(fer2013:
         str(tmp_path / "data"),
         "--splits",
         "test",
+        "--device",  # auto would run the .pt on a CUDA machine
+        "cpu",
         "--out",
         str(tmp_path / "out"),
     ]
