@@ -239,13 +239,14 @@ class RunSummary:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         colors = [np.array(EMOTION_COLORS.by_idx(k).as_rgb()) / 255 for k in range(len(EMOTIONS))]
         if self.fps is None:  # photos: no time axis
             fig, ax = plt.subplots(figsize=(7, 3.5))
             ax.bar(EMOTIONS, [self.emotions[e] for e in EMOTIONS], color=colors)
             ax.set_ylabel("faces"), ax.set_title(f"Faces per emotion ({self.faces} faces)")
-            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # counts: no 0.5 face
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 face
         else:
             fig, ax = self._plot_over_time(plt, colors)
         fig.tight_layout()

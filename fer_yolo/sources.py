@@ -131,14 +131,15 @@ def known_fps(fps: float) -> bool:
 
 
 def safe_stem(text: str) -> str:
-    """`text` as a file-name stem: letters, digits, - _ . kept, the rest _ (at most 80 characters).
+    """`text` as a file-name stem: letters, digits, - _ . kept, the rest _, none leading (a shell would read -
+    as an option, a spreadsheet as a formula), at most 80 characters.
 
     Example:
-        >>> safe_stem("rtsp cam/1:554")
-        'rtsp_cam_1_554'
+        >>> safe_stem("rtsp cam/1:554"), safe_stem("-=cmd.mp4")
+        ('rtsp_cam_1_554', 'cmd.mp4')
     """
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep.strip("._")[:80] or "source"
+    return keep.strip("._-")[:80] or "source"
 
 
 class VideoFileSource(FrameSource):

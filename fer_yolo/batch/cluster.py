@@ -27,8 +27,15 @@ LOGGER = logging.getLogger(__name__)
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Ray 2.60 turns token authentication on for a new local instance (writing ~/.ray/auth_token if missing) and
-#: says so in a warning from this logger on every run; that notice is kept out of a local run's output.
+#: says so in a warning from this logger on every run; that notice alone is kept out of the output.
 _AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _not_the_token_notice(record: logging.LogRecord) -> bool:
+    """Drops Ray's notice that it enabled token authentication; its warning that a cluster has none stays."""
+    return "Token authentication is enabled" not in record.getMessage()
+
+
 #: "0": no usage statistics, so no request to the cloud metadata address or to Ray's collector.
 USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
 
@@ -93,7 +100,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     options = {"log_to_driver": False, "logging_level": logging.WARNING}
     if local:  # always a new instance: never one that `ray start` left running on this machine
         options |= {"address": "local", "num_cpus": num_cpus, "include_dashboard": False}
-        logging.getLogger(_AUTH_NOTICE_LOGGER).setLevel(logging.ERROR)
+        notices = logging.getLogger(_AUTH_NOTICE_LOGGER)
+        if _not_the_token_notice not in notices.filters:
+            notices.addFilter(_not_the_token_notice)
     else:
         options["address"] = address
     try:

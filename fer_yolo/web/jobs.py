@@ -170,7 +170,11 @@ class VideoJobs:
             job.status, job.error = "error", f"cannot read the video: {e.message}"
         except Exception as e:  # reported to the user; the server keeps running
             LOGGER.exception("video job %s failed", job.id)
-            job.status, job.error = "error", f"processing failed: {type(e).__name__}: {e}"
+            # the type only: a message may name the server's own paths; the log has the whole traceback
+            job.status, job.error = (
+                "error",
+                f"processing failed ({type(e).__name__}); the server log says why",
+            )
         finally:
             upload.unlink(missing_ok=True)
             job.finished_at = time.monotonic()
