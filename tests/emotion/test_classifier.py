@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -88,14 +89,17 @@ def test_bad_settings_are_reported(tmp_path: Path):
 def test_wrong_weight_files_get_errors_that_say_what_to_do(
     face_weights: Path, emotion_weights: Path, tmp_path, monkeypatch
 ):
-    # the detector's .pt as a head: torch refuses its objects; the message says so on one line, with no advice
-    # to load it unsafely (torch's own message suggests weights_only=False)
+    # a file holding an object torch refuses: the message says so on one line, naming it, with no advice to
+    # load it unsafely (torch's own message suggests weights_only=False)
+    torch.save({"state_dict": {}, "meta": argparse.Namespace(arch="resnet34")}, tmp_path / "objects.pt")
     with pytest.raises(WeightsError) as err:
-        EmotionClassifier(face_weights, backend="torch")
+        EmotionClassifier(tmp_path / "objects.pt", backend="torch")
     message = str(err.value)
-    assert "holds Python objects" in message and "never unpickles" in message
+    assert "holds Python objects (argparse.Namespace" in message and "never unpickles" in message
     assert "weights_only" not in message and "\x1b" not in message
-    assert "ultralytics.nn.tasks.DetectionModel" in message  # the object refused
+    with pytest.raises(WeightsError) as err:  # the detector's .pt as a head (refused, or read and not a head,
+        EmotionClassifier(face_weights, backend="torch")  # where ultralytics allowed its classes earlier)
+    assert "weights_only" not in str(err.value) and "\x1b" not in str(err.value)
     damaged = {  # each: not refused objects, so not "holds Python objects"
         "truncated.pt": emotion_weights.read_bytes()[:1000],
         "random.pt": np.random.default_rng(0).bytes(2000),
