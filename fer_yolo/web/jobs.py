@@ -150,9 +150,8 @@ class VideoJobs:
                 raise _Cancelled
 
         try:
-            with VideoFileSource(
-                upload, vid_stride=1, name=name
-            ) as source:  # every frame: the page plays it all
+            # every frame (the page plays it all), named as the client named it, not by where it is stored
+            with VideoFileSource(upload, vid_stride=1, name=name) as source:
                 job.report = process_source(
                     self.pipeline.fork(),
                     source,
@@ -171,10 +170,8 @@ class VideoJobs:
         except Exception as e:  # reported to the user; the server keeps running
             LOGGER.exception("video job %s failed", job.id)
             # the type only: a message may name the server's own paths; the log has the whole traceback
-            job.status, job.error = (
-                "error",
-                f"processing failed ({type(e).__name__}); the server log says why",
-            )
+            job.status = "error"
+            job.error = f"processing failed ({type(e).__name__}); the server log says why"
         finally:
             upload.unlink(missing_ok=True)
             job.finished_at = time.monotonic()
