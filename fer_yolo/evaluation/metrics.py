@@ -12,13 +12,17 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def classification_report(
-    y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...] | list[str]
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: tuple[str, ...] | list[str],
+    averaged: int | None = None,
 ) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
     A class never predicted has precision 0; a class absent from y_true has recall 0. The macro average
     runs over the classes that are true or predicted at least once (scikit-learn's default labels): a
-    class predicted but absent counts with F1 0, one neither true nor predicted is left out.
+    class predicted but absent counts with F1 0, one neither true nor predicted is left out. With `averaged`,
+    only the first n classes enter the average (the others, e.g. "no face", are reported, not averaged).
 
     Example:
         >>> r = classification_report(np.array([0, 0, 1]), np.array([0, 1, 1]), ["a", "b"])
@@ -36,7 +40,8 @@ def classification_report(
     recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
-    present = (support > 0) | (predicted > 0)
+    averaged = k if averaged is None else averaged
+    present = ((support > 0) | (predicted > 0)) & (np.arange(k) < averaged)  # true or predicted at least once
     return {
         "accuracy": float(tp.sum() / max(cm.sum(), 1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
