@@ -484,18 +484,19 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
     from fer_yolo.utils.paths import data_root
 
     e = cfg["eval_emotion"]
-    if not args.weights:  # the head the pipeline would run
+    weights = args.weights
+    if not weights:  # the head the pipeline would run
         from fer_yolo.emotion.classifier import head_weights
         from fer_yolo.onnx_backend import use_onnx
         from fer_yolo.utils.device import select_device
 
         onnx = use_onnx(cfg["pipeline"]["backend"], select_device(e["device"]))
-        args.weights = [str(head_weights(cfg["pipeline"]["emotion_weights"], onnx))]
+        weights = [str(head_weights(cfg["pipeline"]["emotion_weights"], onnx))]
     if e["photos"]:
         from fer_yolo.evaluation.photo_eval import evaluate_photo_models
 
         pipeline = cfg["pipeline"] | {"device": e["device"]}
-        print(evaluate_photo_models(args.weights, e["photos"], e["out"], pipeline))
+        print(evaluate_photo_models(weights, e["photos"], e["out"], pipeline))
         print(f"wrote {e['out']}/results.json, results.md, confusion_*_photos.png")
         return 0
     from fer_yolo.evaluation.emotion_eval import evaluate_emotion_models
@@ -513,7 +514,7 @@ def run_eval_emotion(args: argparse.Namespace, cfg: dict) -> int:
                 "leave pipeline.detector at yolo (other YOLO weights: --set pipeline.detector_weights=FILE)",
             )
     table = evaluate_emotion_models(
-        args.weights,
+        weights,
         data,
         e["out"],
         e["splits"],
